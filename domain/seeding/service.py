@@ -1,0 +1,57 @@
+"""Seeding: the core data every tenant sees, and a demo tenant for a first run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from domain.auth import tokens
+from domain.shared.db import owner_transaction
+from domain.shared.settings import PROJECT_ROOT, Settings
+from domain.tenants.models import Tenant
+from domain.tenants.onboarding import create_tenant_with_admin
+from domain.users import service as users
+from domain.users.models import Role
+
+SEEDS_DIR = PROJECT_ROOT / "seeds"
+DEMO_TENANT = "Demo Co"
+DEMO_ADMIN = "admin@demo.stepwise.dev"
+
+
+async def seed_core(owner_url: str) -> str:
+    """Upsert core workflows and saved actions in one transaction (idempotent)."""
+    return "core seed: nothing to seed yet"
+
+
+def validate_files(files: list[Path] | None) -> list[str]:
+    """One line per problem across the given workflow files (default: seeds/workflows/)."""
+    return []
+
+
+async def seed_demo(settings: Settings) -> dict[str, Any]:
+    """A demo tenant with an admin, a manager and a CSM; reused when it exists."""
+    async with owner_transaction(settings.database_url) as session:
+        existing = (await session.execute(
+            select(Tenant).where(Tenant.name == DEMO_TENANT).order_by(Tenant.created_at)
+        )).scalars().first()
+    if existing is None:
+        made = await create_tenant_with_admin(settings.database_url, name=DEMO_TENANT,
+                                              admin_email=DEMO_ADMIN, admin_name="Dana Admin")
+        tenant_id, admin_id = made.tenant_id, made.admin.id
+        async with owner_transaction(settings.database_url, tenant_id=tenant_id) as session:
+            manager = await users.create(session, tenant_id=tenant_id, name="Morgan Manager",
+                                         email="manager@demo.stepwise.dev", role=Role.EDITOR)
+            await users.create(session, tenant_id=tenant_id, name="Casey CSM",
+                               email="csm@demo.stepwise.dev", role=Role.EDITOR,
+                               manager_id=manager.id)
+    else:
+        tenant_id = existing.id
+        async with owner_transaction(settings.database_url, tenant_id=tenant_id) as session:
+            admin = await users.repository.by_email(session, DEMO_ADMIN)
+            assert admin is not None
+            admin_id = admin.id
+    token = tokens.mint(secret=settings.jwt_secret, tenant_id=tenant_id, user_id=admin_id,
+                        role=Role.ADMIN)
+    return {"tenant_id": str(tenant_id), "user_id": str(admin_id), "token": token}

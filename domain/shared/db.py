@@ -1,0 +1,73 @@
+"""Engines and the tenant transaction every request and job runs in."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from uuid import UUID
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+_SET_TENANT = text("SELECT set_config('app.tenant_id', :tenant, true)")
+
+
+def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_recycle=1800,
+        # Behind PgBouncer in transaction mode prepared statements must be off; set
+        # STEPWISE_APP_DATABASE_URL=...?prepared_statement_cache_size=0 there.
+    )
+
+
+class Database:
+    """The app-role engine (RLS-bound) and, for operators, the owner engine."""
+
+    def __init__(self, app_url: str, *, pool_size: int = 10) -> None:
+        self.engine = make_engine(app_url, pool_size=pool_size)
+        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
+
+    @asynccontextmanager
+    async def tenant_transaction(self, tenant_id: UUID | None) -> AsyncIterator[AsyncSession]:
+        """One transaction with `app.tenant_id` set locally: commits on success, else rolls back.
+
+        `is_local=true` scopes the setting to this transaction, so a pooled connection (or a
+        PgBouncer backend) never carries a tenant into the next one.
+        """
+        async with self._sessions() as session, session.begin():
+            if tenant_id is not None:
+                await session.execute(_SET_TENANT, {"tenant": str(tenant_id)})
+            yield session
+
+    def new_session(self) -> AsyncSession:
+        return self._sessions()
+
+    async def begin_tenant(self, session: AsyncSession, tenant_id: UUID | None) -> None:
+        """Begin `session`'s transaction with the tenant set (the API edge's form)."""
+        await session.begin()
+        if tenant_id is not None:
+            await session.execute(_SET_TENANT, {"tenant": str(tenant_id)})
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+@asynccontextmanager
+async def owner_transaction(
+    url: str, *, tenant_id: UUID | None = None
+) -> AsyncIterator[AsyncSession]:
+    """A transaction as the owner (the seed path): writes core rows, creates tenants.
+
+    A tenant can be set too, so an owner without BYPASSRLS still passes the forced policies.
+    """
+    engine = make_engine(url, pool_size=1)
+    try:
+        async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
+            if tenant_id is not None:
+                await session.execute(_SET_TENANT, {"tenant": str(tenant_id)})
+            yield session
+    finally:
+        await engine.dispose()

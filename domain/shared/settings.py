@@ -1,0 +1,81 @@
+"""Settings read from the environment, once per process."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DATA_DIR = PROJECT_ROOT / ".data"
+APP_ROLE = "stepwise_app"
+OWNER_ROLE = "stepwise_owner"
+
+
+def _split(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def async_url(url: str) -> str:
+    """The SQLAlchemy asyncpg form of a postgres URL (postgres://, postgresql://, +asyncpg)."""
+    parsed = make_url(url)
+    return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+def derive_app_url(owner_url: str, *, password: str) -> str:
+    """The app role's URL: the owner's host, port and database, the app role's credentials."""
+    parsed = make_url(async_url(owner_url))
+    return parsed.set(username=APP_ROLE, password=password or None).render_as_string(
+        hide_password=False
+    )
+
+
+def _jwt_secret() -> str:
+    # A secret shared by `stepwise token` and `stepwise serve` on a developer machine; production
+    # sets STEPWISE_JWT_SECRET explicitly.
+    configured = os.environ.get("STEPWISE_JWT_SECRET")
+    if configured:
+        return configured
+    path = DATA_DIR / "jwt-secret"
+    if not path.exists():
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    app_database_url: str
+    jwt_secret: str
+    app_password: str = "stepwise_app"
+    cors_origins: list[str] = field(default_factory=list)
+    llm_model: str = "claude-sonnet-4-5"
+    pool_size: int = 10
+    max_query_depth: int = 12
+    max_aliases: int = 30
+    max_tokens: int = 4000
+
+    @classmethod
+    def from_env(cls, *, database_url: str | None = None) -> Settings:
+        """Settings from the environment; `database_url` overrides DATABASE_URL (embedded mode)."""
+        owner = database_url or os.environ.get("DATABASE_URL")
+        if not owner:
+            raise RuntimeError("DATABASE_URL is unset: call domain.shared.embedded.ensure_database")
+        password = os.environ.get("STEPWISE_APP_PASSWORD", "stepwise_app")
+        app_url = os.environ.get("STEPWISE_APP_DATABASE_URL") or derive_app_url(
+            owner, password=password
+        )
+        return cls(
+            database_url=async_url(owner),
+            app_database_url=async_url(app_url),
+            jwt_secret=_jwt_secret(),
+            app_password=password,
+            cors_origins=_split(os.environ.get("STEPWISE_CORS_ORIGINS", "")),
+            llm_model=os.environ.get("STEPWISE_LLM_MODEL", "claude-sonnet-4-5"),
+            pool_size=int(os.environ.get("STEPWISE_DB_POOL_SIZE", "10")),
+        )

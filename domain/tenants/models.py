@@ -1,0 +1,43 @@
+"""Tenants and their company contacts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+from sqlalchemy import Column, DateTime, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+from domain.shared.models import utcnow
+
+
+class Tenant(SQLModel, table=True):
+    __tablename__ = "tenants"
+
+    id: UUID = Field(default_factory=uuid4, primary_key=True)
+    name: str
+    time_zone: str = Field(default="UTC")
+    created_at: datetime = Field(
+        default_factory=utcnow,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    )
+
+
+class CompanyContacts(SQLModel, table=True):
+    """Who a tenant escalates to (VP of customer success, CEO, ...): one row per tenant."""
+
+    __tablename__ = "company_contacts"
+
+    tenant_id: UUID = Field(primary_key=True, foreign_key="tenants.id")
+    vp_customer_success: str | None = None
+    ceo: str | None = None
+    other: dict[str, Any] = Field(
+        default_factory=dict,
+        sa_column=Column(JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    )
+    updated_at: datetime = Field(
+        default_factory=utcnow,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    )

@@ -1,0 +1,40 @@
+"""Every query for tenants and company contacts."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.tenants.models import CompanyContacts, Tenant
+
+
+async def add(session: AsyncSession, tenant: Tenant) -> Tenant:
+    session.add(tenant)
+    await session.flush()
+    return tenant
+
+
+async def get(session: AsyncSession, tenant_id: UUID) -> Tenant | None:
+    return await session.get(Tenant, tenant_id)
+
+
+async def get_many(session: AsyncSession, ids: list[UUID]) -> list[Tenant]:
+    rows = await session.execute(select(Tenant).where(Tenant.id.in_(ids)))  # type: ignore[attr-defined]
+    return list(rows.scalars())
+
+
+async def get_contacts(session: AsyncSession, tenant_id: UUID) -> CompanyContacts | None:
+    return await session.get(CompanyContacts, tenant_id)
+
+
+async def upsert_contacts(session: AsyncSession, contacts: CompanyContacts) -> None:
+    values = contacts.model_dump()
+    statement = insert(CompanyContacts).values(**values)
+    statement = statement.on_conflict_do_update(
+        index_elements=["tenant_id"],
+        set_={k: statement.excluded[k] for k in values if k != "tenant_id"},
+    )
+    await session.execute(statement)

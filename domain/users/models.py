@@ -1,0 +1,33 @@
+"""Users of a tenant: the CSMs, their managers and the admins."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from uuid import UUID, uuid4
+
+from sqlalchemy import Column, DateTime, text
+from sqlmodel import Field, SQLModel
+
+from domain.shared.models import utcnow
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    EDITOR = "editor"
+    VIEWER = "viewer"
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+
+    tenant_id: UUID = Field(primary_key=True, foreign_key="tenants.id")
+    id: UUID = Field(default_factory=uuid4, primary_key=True)
+    email: str
+    name: str
+    role: str = Field(default=Role.VIEWER.value)
+    manager_id: UUID | None = None
+    created_at: datetime = Field(
+        default_factory=utcnow,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    )

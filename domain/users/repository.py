@@ -1,0 +1,38 @@
+"""Every query for users."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from uuid import UUID
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.users.models import User
+
+
+async def add(session: AsyncSession, user: User) -> User:
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def get(session: AsyncSession, user_id: UUID) -> User | None:
+    # RLS scopes the lookup to the current tenant; the primary key is (tenant_id, id).
+    rows = await session.execute(select(User).where(User.id == user_id))
+    return rows.scalar_one_or_none()
+
+
+async def get_many(session: AsyncSession, ids: Sequence[UUID]) -> list[User]:
+    rows = await session.execute(select(User).where(User.id.in_(ids)))  # type: ignore[attr-defined]
+    return list(rows.scalars())
+
+
+async def by_email(session: AsyncSession, email: str) -> User | None:
+    rows = await session.execute(select(User).where(func.lower(User.email) == email.lower()))
+    return rows.scalar_one_or_none()
+
+
+async def list_all(session: AsyncSession) -> list[User]:
+    rows = await session.execute(select(User).order_by(User.email))
+    return list(rows.scalars())

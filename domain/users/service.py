@@ -1,0 +1,49 @@
+"""User rules: who may be created, by whom, with which manager."""
+
+from __future__ import annotations
+
+import re
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.shared.errors import DomainError, Forbidden, NotFound
+from domain.users import repository
+from domain.users.errors import EmailTaken
+from domain.users.models import Role, User
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def require_role(actual: Role, needed: Role) -> None:
+    """Admins can do what editors can, editors what viewers can."""
+    order = [Role.VIEWER, Role.EDITOR, Role.ADMIN]
+    if order.index(actual) < order.index(needed):
+        raise Forbidden(f"this needs the {needed.value} role")
+
+
+async def create(
+    session: AsyncSession,
+    *,
+    tenant_id: UUID,
+    email: str,
+    name: str,
+    role: Role,
+    manager_id: UUID | None = None,
+) -> User:
+    email = email.strip()
+    if not _EMAIL.match(email):
+        raise DomainError("not an email address", path="input.email", code="INVALID_EMAIL")
+    if not name.strip():
+        raise DomainError("a user needs a name", path="input.name", code="REQUIRED")
+    if await repository.by_email(session, email) is not None:
+        raise EmailTaken(f"{email} is already a user of this tenant", path="input.email")
+    if manager_id is not None and await repository.get(session, manager_id) is None:
+        raise NotFound("no such manager", path="input.managerId")
+    user = User(tenant_id=tenant_id, email=email, name=name.strip(), role=role.value,
+                manager_id=manager_id)
+    return await repository.add(session, user)
+
+
+async def get(session: AsyncSession, user_id: UUID) -> User | None:
+    return await repository.get(session, user_id)

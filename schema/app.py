@@ -1,0 +1,160 @@
+"""The Starlette application: /graphql (HTTP + WebSocket), /healthz, /readyz."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+
+from domain.auth import tokens
+from domain.shared.db import Database
+from domain.shared.migrate import head_revision
+from domain.shared.settings import Settings
+from schema.context import Context
+from schema.schema import build_schema
+
+log = logging.getLogger("stepwise.http")
+
+
+def _unauthorized(reason: str) -> JSONResponse:
+    body = {"errors": [{"message": reason, "extensions": {"code": "UNAUTHENTICATED"}}]}
+    return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+
+class StepwiseGraphQL(GraphQL[Context, None]):
+    """Strawberry's ASGI view with the typed context and token checks on WebSocket."""
+
+    def __init__(self, settings: Settings, **options: Any) -> None:
+        schema = build_schema(max_depth=settings.max_query_depth,
+                              max_aliases=settings.max_aliases, max_tokens=settings.max_tokens)
+        super().__init__(
+            schema,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
+            allowed_origins=settings.cors_origins,
+            max_subscriptions_per_connection=20,
+            keep_alive=True,
+            keep_alive_interval=15,
+            **options,
+        )
+        self.settings = settings
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        if isinstance(response, Response):
+            response.headers["X-Request-Id"] = request_id
+        return Context(
+            request=request,
+            response=response,
+            db=request.app.state.db,
+            settings=self.settings,
+            request_id=request_id,
+            principal=request.scope.get("stepwise.principal"),
+        )
+
+    async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
+        params = context.connection_params or {}
+        header = params.get("Authorization") or params.get("authorization")
+        try:
+            context.principal = tokens.from_header(
+                header if isinstance(header, str) else None, secret=self.settings.jwt_secret
+            )
+        except tokens.InvalidToken as exc:
+            raise ConnectionRejectionError({"reason": "unauthenticated"}) from exc
+        return None
+
+
+class TokenGate:
+    """HTTP requests need a valid bearer token, except the GraphiQL page itself."""
+
+    def __init__(self, app: StepwiseGraphQL, *, secret: str) -> None:
+        self.app = app
+        self.secret = secret
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope)
+        is_ide = request.method == "GET" and "query" not in request.query_params
+        if not is_ide:
+            try:
+                scope["stepwise.principal"] = tokens.from_header(
+                    request.headers.get("authorization"), secret=self.secret
+                )
+            except tokens.InvalidToken:
+                await _unauthorized("a valid bearer token is required")(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    db: Database = request.app.state.db
+    expected = request.app.state.head_revision
+    try:
+        async with db.engine.connect() as connection:
+            current = (await connection.execute(text("SELECT version_num FROM alembic_version"))
+                       ).scalar_one_or_none()
+    except Exception:
+        log.exception("readiness check failed")
+        return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+    if current != expected:
+        return JSONResponse({"status": "unavailable", "migrations": current, "expected": expected},
+                            status_code=503)
+    return JSONResponse({"status": "ready", "migrations": current})
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """The ASGI app; DATABASE_URL unset means the embedded database (started if needed)."""
+    if settings is None:
+        from domain.shared.embedded import ensure_database
+
+        settings = Settings.from_env(database_url=ensure_database())
+    resolved = settings
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.db = Database(resolved.app_database_url, pool_size=resolved.pool_size)
+        app.state.head_revision = head_revision()
+        try:
+            yield
+        finally:
+            await app.state.db.dispose()
+
+    graphql = StepwiseGraphQL(resolved)
+    middleware = []
+    if resolved.cors_origins:
+        middleware.append(Middleware(
+            CORSMiddleware,
+            allow_origins=resolved.cors_origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-Id"],
+            expose_headers=["X-Request-Id"],
+            max_age=600,
+        ))
+    return Starlette(
+        routes=[
+            Route("/graphql", TokenGate(graphql, secret=resolved.jwt_secret),
+                  methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+        ],
+        middleware=middleware,
+        lifespan=lifespan,
+    )

@@ -1,0 +1,66 @@
+"""The typed per-request context: who is calling, the tenant transaction, the loaders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+from strawberry.types import Info as StrawberryInfo
+
+from domain.auth.tokens import Principal
+from domain.shared.db import Database
+from domain.shared.errors import Forbidden
+from domain.shared.settings import Settings
+from domain.users.models import Role
+
+
+class NotAuthenticated(Exception):
+    """Raised when an operation reaches the schema without a verified principal."""
+
+
+@dataclass
+class Context:
+    request: Request | WebSocket
+    response: Response | WebSocket | None
+    db: Database
+    settings: Settings
+    request_id: str
+    principal: Principal | None = None
+    connection_params: dict[str, Any] | None = None
+    _session: AsyncSession | None = None
+    _loaders: Any = field(default=None, repr=False)
+
+    @property
+    def session(self) -> AsyncSession:
+        """The operation's tenant transaction (opened by the TenantTransaction extension)."""
+        if self._session is None:
+            raise RuntimeError("no tenant transaction is open for this operation")
+        return self._session
+
+    @property
+    def me(self) -> Principal:
+        if self.principal is None:
+            raise NotAuthenticated("no verified token")
+        return self.principal
+
+    @property
+    def loaders(self) -> Any:
+        if self._loaders is None:
+            from schema.loaders import Loaders
+
+            self._loaders = Loaders(self)
+        return self._loaders
+
+    def require(self, role: Role) -> Principal:
+        """The caller, if their role is at least `role`."""
+        order = [Role.VIEWER, Role.EDITOR, Role.ADMIN]
+        if order.index(self.me.role) < order.index(role):
+            raise Forbidden(f"this needs the {role.value} role")
+        return self.me
+
+
+Info = StrawberryInfo[Context, None]

@@ -1,0 +1,52 @@
+"""The one place domain errors become mutation payload errors."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import strawberry
+
+from sqlalchemy.exc import DBAPIError
+
+from domain.shared.errors import DomainError, from_database
+from schema.context import Info
+
+T = TypeVar("T")
+
+
+@strawberry.type(description="A user error: nothing was written.")
+class UserError:
+    code: str
+    message: str
+    path: str | None = strawberry.field(
+        description="Where: an input path (input.key) or a JSON path into a config ($.steps[0])."
+    )
+
+
+def to_user_errors(error: DomainError) -> list[UserError]:
+    return [UserError(code=p.code, message=p.message, path=p.path) for p in error.problems]
+
+
+async def attempt(info: Info, work: Callable[[], Awaitable[T]]) -> tuple[T | None, list[UserError]]:
+    """Run one mutation's domain work in a savepoint: on a DomainError, undo it and report.
+
+    The savepoint keeps "nothing half-written" true even when several mutations share one
+    operation's transaction.
+    """
+    session = info.context.session
+    savepoint = await session.begin_nested()
+    try:
+        result = await work()
+        await session.flush()
+    except DomainError as error:
+        await savepoint.rollback()
+        return None, to_user_errors(error)
+    except DBAPIError as exc:
+        mapped = from_database(exc)
+        if mapped is None:
+            raise
+        await savepoint.rollback()
+        return None, to_user_errors(mapped)
+    await savepoint.commit()
+    return result, []

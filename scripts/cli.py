@@ -1,0 +1,151 @@
+"""The operator CLI: `stepwise migrate | seed | tenant create | token | validate | serve`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from uuid import UUID
+
+import typer
+
+from domain.shared.errors import DomainError
+
+app = typer.Typer(help="Stepwise operator commands.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+tenant_app = typer.Typer(help="Tenants.", no_args_is_help=True)
+app.add_typer(tenant_app, name="tenant")
+
+
+def _owner_url() -> str:
+    from domain.shared.embedded import ensure_database
+
+    return ensure_database()
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    from domain.shared.settings import Settings
+
+    return Settings.from_env(database_url=_owner_url())
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+@app.command()
+def migrate(revision: str = typer.Argument("head", help="Target revision.")) -> None:
+    """Apply the database migrations (alembic upgrade)."""
+    from domain.shared import migrate as migrations
+
+    migrations.upgrade(_owner_url(), revision)
+    typer.echo(f"migrated to {revision}")
+
+
+@tenant_app.command("create")
+def tenant_create(
+    name: str = typer.Option(..., "--name"),
+    admin_email: str = typer.Option(..., "--admin-email"),
+    admin_name: str | None = typer.Option(None, "--admin-name"),
+    time_zone: str = typer.Option("UTC", "--time-zone"),
+) -> None:
+    """Create a tenant and its admin; print {"tenant_id", "user_id", "token"} as one JSON line."""
+    from domain.auth import tokens
+    from domain.tenants.onboarding import create_tenant_with_admin
+    from domain.users.models import Role
+
+    settings = _settings()
+    try:
+        made = asyncio.run(create_tenant_with_admin(
+            settings.database_url, name=name, admin_email=admin_email, admin_name=admin_name,
+            time_zone=time_zone,
+        ))
+    except DomainError as error:
+        _fail(f"{error.code}: {error.message}")
+    token = tokens.mint(secret=settings.jwt_secret, tenant_id=made.tenant_id,
+                        user_id=made.admin.id, role=Role.ADMIN, ttl=86400)
+    typer.echo(json.dumps({"tenant_id": str(made.tenant_id), "user_id": str(made.admin.id),
+                           "token": token}))
+
+
+@app.command()
+def token(
+    tenant: UUID = typer.Option(..., "--tenant"),
+    user: UUID = typer.Option(..., "--user"),
+    role: str = typer.Option("viewer", "--role", help="admin | editor | viewer"),
+    ttl: int = typer.Option(86400, "--ttl", help="Lifetime in seconds."),
+) -> None:
+    """Print a signed JWT for a user of a tenant."""
+    from domain.auth import tokens
+    from domain.shared.settings import _jwt_secret
+    from domain.users.models import Role
+
+    try:
+        parsed = Role(role.lower())
+    except ValueError:
+        _fail(f"unknown role {role!r}: admin | editor | viewer")
+        return
+    if ttl <= 0:
+        _fail("--ttl must be positive")
+    typer.echo(tokens.mint(secret=_jwt_secret(), tenant_id=tenant, user_id=user, role=parsed,
+                           ttl=ttl))
+
+
+@app.command()
+def seed(demo: bool = typer.Option(False, "--demo", help="Also create a demo tenant.")) -> None:
+    """Upsert the core workflows and saved actions (idempotent); --demo adds a demo tenant."""
+    from domain.seeding import service as seeding
+
+    settings = _settings()
+    try:
+        report = asyncio.run(seeding.seed_core(settings.database_url))
+    except DomainError as error:
+        for problem in error.problems:
+            typer.echo(f"{problem.path or '-'}: {problem.code}: {problem.message}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(report)
+    if demo:
+        demo_report = asyncio.run(seeding.seed_demo(settings))
+        typer.echo(json.dumps(demo_report))
+
+
+@app.command()
+def validate(files: list[Path] = typer.Argument(None, help="Workflow JSON files (default: seeds/).")
+             ) -> None:
+    """Validate workflow JSON files; exit 1 with one line per problem."""
+    from domain.seeding import service as seeding
+
+    problems = seeding.validate_files(files or None)
+    for line in problems:
+        typer.echo(line)
+    if problems:
+        raise typer.Exit(1)
+    typer.echo("all workflow files are valid")
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8000, "--port"),
+    workers: int = typer.Option(1, "--workers"),
+    reload: bool = typer.Option(False, "--reload"),
+) -> None:
+    """Run the GraphQL server under uvicorn."""
+    import uvicorn
+
+    _owner_url()  # starts the embedded database first and exports DATABASE_URL to workers
+    uvicorn.run("schema.app:create_app", factory=True, host=host, port=port, workers=workers,
+                reload=reload, log_level="info", proxy_headers=True)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

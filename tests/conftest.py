@@ -1,0 +1,96 @@
+"""One fresh, migrated database per test session, on DATABASE_URL's server or the embedded one."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+import httpx
+import pytest
+import pytest_asyncio
+from sqlalchemy.engine import make_url
+from starlette.applications import Starlette
+
+from domain.shared import migrate
+from domain.shared.settings import Settings
+from schema.app import create_app
+from tests.factories import GraphQLClient
+
+
+def _server_url() -> str:
+    configured = os.environ.get("DATABASE_URL")
+    if configured:
+        return configured
+    from domain.shared.embedded import embedded_url
+
+    return embedded_url("postgres")
+
+
+def _plain(url: str) -> str:
+    """asyncpg wants postgresql://, not postgresql+asyncpg://."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def _admin(url: str, statement: str) -> None:
+    connection = await asyncpg.connect(_plain(url))
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """Owner URL of a new database, migrated to head; dropped at the end of the session."""
+    server = _server_url()
+    name = f"stepwise_test_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_admin(server, f'CREATE DATABASE "{name}"'))
+    url = make_url(server).set(database=name).render_as_string(hide_password=False)
+    try:
+        migrate.upgrade(url)
+        yield url
+    finally:
+        asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    os.environ.pop("STEPWISE_APP_DATABASE_URL", None)
+    return Settings.from_env(database_url=database_url)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[Starlette]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest_asyncio.fixture(scope="session")
+async def http(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://stepwise.test") as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def gql(http: httpx.AsyncClient) -> GraphQLClient:
+    return GraphQLClient(http)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def app_connection_factory(settings: Settings):  # type: ignore[no-untyped-def]
+    """Open raw asyncpg connections as the non-owner app role (for RLS attacks)."""
+    opened: list[asyncpg.Connection] = []
+
+    async def connect() -> asyncpg.Connection:
+        connection = await asyncpg.connect(_plain(settings.app_database_url))
+        opened.append(connection)
+        return connection
+
+    yield connect
+    for connection in opened:
+        await connection.close()

@@ -1,0 +1,77 @@
+"""Test factories: plain async functions with keyword defaults, and a GraphQL client."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from domain.auth import tokens
+from domain.shared.db import owner_transaction
+from domain.shared.settings import Settings
+from domain.tenants.onboarding import create_tenant_with_admin
+from domain.users import service as users
+from domain.users.models import Role
+
+
+@dataclass(frozen=True)
+class TenantHandle:
+    """A tenant made for a test, with its admin and a token for them."""
+
+    id: uuid.UUID
+    admin_id: uuid.UUID
+    token: str
+    settings: Settings
+
+    def token_for(self, user_id: uuid.UUID, role: Role = Role.EDITOR, ttl: int = 3600) -> str:
+        return tokens.mint(secret=self.settings.jwt_secret, tenant_id=self.id, user_id=user_id,
+                           role=role, ttl=ttl)
+
+
+async def make_tenant(settings: Settings, *, name: str | None = None,
+                      time_zone: str = "UTC") -> TenantHandle:
+    suffix = uuid.uuid4().hex[:8]
+    made = await create_tenant_with_admin(
+        settings.database_url, name=name or f"Tenant {suffix}",
+        admin_email=f"admin-{suffix}@example.test", time_zone=time_zone,
+    )
+    token = tokens.mint(secret=settings.jwt_secret, tenant_id=made.tenant_id,
+                        user_id=made.admin.id, role=Role.ADMIN)
+    return TenantHandle(made.tenant_id, made.admin.id, token, settings)
+
+
+async def make_user(tenant: TenantHandle, *, email: str | None = None, name: str = "Pat User",
+                    role: Role = Role.EDITOR, manager_id: uuid.UUID | None = None) -> uuid.UUID:
+    async with owner_transaction(tenant.settings.database_url, tenant_id=tenant.id) as session:
+        user = await users.create(
+            session, tenant_id=tenant.id, email=email or f"u-{uuid.uuid4().hex[:8]}@example.test",
+            name=name, role=role, manager_id=manager_id,
+        )
+    return user.id
+
+
+class GraphQLClient:
+    """POSTs operations to /graphql the way the builder does."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+
+    async def raw(self, query: str, variables: dict[str, Any] | None = None, *,
+                  token: str | None = None, operation: str | None = None) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        body: dict[str, Any] = {"query": query, "variables": variables or {}}
+        if operation:
+            body["operationName"] = operation
+        return await self.http.post("/graphql", json=body, headers=headers)
+
+    async def __call__(self, query: str, variables: dict[str, Any] | None = None, *,
+                       token: str, operation: str | None = None) -> dict[str, Any]:
+        """The `data` of a successful operation; fails the test on any top-level error."""
+        response = await self.raw(query, variables, token=token, operation=operation)
+        assert response.status_code == 200, response.text
+        payload = response.json()
+        assert not payload.get("errors"), payload["errors"]
+        data: dict[str, Any] = payload["data"]
+        return data
