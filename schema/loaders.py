@@ -42,6 +42,14 @@ class Loaders:
 
     def __init__(self, context: Context) -> None:
         self._context = context
+        self._named: dict[str, DataLoader[Any, Any]] = {}
+
+    def get(self, name: str, build: Callable[[Context], DataLoader[Any, Any]]) -> DataLoader[Any, Any]:
+        """A concept's own loader, built once per request: `loaders.get("workflow", build)`."""
+        loader = self._named.get(name)
+        if loader is None:
+            loader = self._named[name] = build(self._context)
+        return loader
 
     @cached_property
     def user(self) -> DataLoader[UUID, User | None]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import strawberry
 from strawberry.extensions import (
     MaxAliasesLimiter,
@@ -12,11 +14,15 @@ from strawberry.extensions import (
 )
 from strawberry.tools import merge_types
 
-from schema import users
 from schema.extensions import MaskUnexpectedErrors, TenantTransaction
 
-QUERIES: tuple[type, ...] = (users.Query,)
-MUTATIONS: tuple[type, ...] = ()
+# One module per concept, each with an optional `Query` and `Mutation` class.
+MODULES = (
+    "schema.users",
+)
+_loaded = [importlib.import_module(name) for name in MODULES]
+QUERIES: tuple[type, ...] = tuple(m.Query for m in _loaded if hasattr(m, "Query"))
+MUTATIONS: tuple[type, ...] = tuple(m.Mutation for m in _loaded if hasattr(m, "Mutation"))
 
 
 def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int = 4000
