@@ -45,6 +45,15 @@ def create_roles() -> None:
     END $$;
     """)
     op.execute(f"GRANT USAGE ON SCHEMA public TO {APP_ROLE}")
+    # The owner path drops to the app role (SET LOCAL ROLE) to act for a tenant under RLS.
+    op.execute(f"""
+    DO $$
+    BEGIN
+      IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        EXECUTE format('GRANT %I TO %I', '{APP_ROLE}', current_user);
+      END IF;
+    END $$;
+    """)
 
 
 def drop_roles() -> None:

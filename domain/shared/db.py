@@ -7,7 +7,14 @@ from contextlib import asynccontextmanager
 from uuid import UUID
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from domain.shared.settings import APP_ROLE
 
 _SET_TENANT = text("SELECT set_config('app.tenant_id', :tenant, true)")
 
@@ -61,13 +68,24 @@ async def owner_transaction(
 ) -> AsyncIterator[AsyncSession]:
     """A transaction as the owner (the seed path): writes core rows, creates tenants.
 
-    A tenant can be set too, so an owner without BYPASSRLS still passes the forced policies.
+    With `tenant_id`, the transaction acts for that tenant exactly as a request does (see
+    `act_as_tenant`), so domain code run from the CLI is bound by the same policies.
     """
     engine = make_engine(url, pool_size=1)
     try:
         async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
             if tenant_id is not None:
-                await session.execute(_SET_TENANT, {"tenant": str(tenant_id)})
+                await act_as_tenant(session, tenant_id)
             yield session
     finally:
         await engine.dispose()
+
+
+async def act_as_tenant(session: AsyncSession, tenant_id: UUID) -> None:
+    """Drop to the app role for the rest of this transaction, with the tenant set.
+
+    The owner (often a superuser) bypasses RLS; switching role keeps owner-path domain code
+    from seeing or touching any other tenant's rows.
+    """
+    await session.execute(text(f"SET LOCAL ROLE {APP_ROLE}"))
+    await session.execute(_SET_TENANT, {"tenant": str(tenant_id)})

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from uuid import UUID, uuid4
+from uuid import UUID
 
-from domain.shared.db import owner_transaction
+from domain.shared.db import act_as_tenant, owner_transaction
 from domain.tenants import service as tenants
 from domain.users import service as users
 from domain.users.models import Role, User
@@ -22,9 +22,9 @@ async def create_tenant_with_admin(
     time_zone: str = "UTC",
 ) -> Onboarded:
     """One transaction: the tenant, its company-contacts row and an admin user."""
-    tenant_id = uuid4()
-    async with owner_transaction(owner_url, tenant_id=tenant_id) as session:
-        tenant = await tenants.create(session, name=name, time_zone=time_zone, tenant_id=tenant_id)
+    async with owner_transaction(owner_url) as session:
+        tenant = await tenants.create(session, name=name, time_zone=time_zone)
+        await act_as_tenant(session, tenant.id)  # the rest is bound by RLS like a request
         admin = await users.create(
             session, tenant_id=tenant.id, email=admin_email,
             name=admin_name or admin_email.split("@")[0], role=Role.ADMIN,
