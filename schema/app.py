@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -22,6 +21,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
 from domain.auth import tokens
+from domain.shared import repository as health
 from domain.shared.db import Database
 from domain.shared.migrate import head_revision
 from domain.shared.settings import Settings
@@ -108,8 +108,7 @@ async def readyz(request: Request) -> Response:
     expected = request.app.state.head_revision
     try:
         async with db.engine.connect() as connection:
-            current = (await connection.execute(text("SELECT version_num FROM alembic_version"))
-                       ).scalar_one_or_none()
+            current = await health.migration_revision(connection)
     except Exception:
         log.exception("readiness check failed")
         return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)

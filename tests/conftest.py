@@ -94,3 +94,25 @@ async def app_connection_factory(settings: Settings):  # type: ignore[no-untyped
     yield connect
     for connection in opened:
         await connection.close()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def live_server(settings: Settings) -> AsyncIterator[str]:
+    """The app under a real uvicorn server on a free loopback port (for WebSocket tests)."""
+    import socket
+
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
+                            lifespan="on")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    yield f"127.0.0.1:{port}"
+    server.should_exit = True
+    await task

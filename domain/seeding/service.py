@@ -5,12 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
 from domain.auth import tokens
 from domain.shared.db import owner_transaction
 from domain.shared.settings import PROJECT_ROOT, Settings
-from domain.tenants.models import Tenant
+from domain.tenants import repository as tenants_repository
 from domain.tenants.onboarding import create_tenant_with_admin
 from domain.users import service as users
 from domain.users.models import Role
@@ -33,9 +31,7 @@ def validate_files(files: list[Path] | None) -> list[str]:
 async def seed_demo(settings: Settings) -> dict[str, Any]:
     """A demo tenant with an admin, a manager and a CSM; reused when it exists."""
     async with owner_transaction(settings.database_url) as session:
-        existing = (await session.execute(
-            select(Tenant).where(Tenant.name == DEMO_TENANT).order_by(Tenant.created_at)
-        )).scalars().first()
+        existing = await tenants_repository.first_by_name(session, DEMO_TENANT)
     if existing is None:
         made = await create_tenant_with_admin(settings.database_url, name=DEMO_TENANT,
                                               admin_email=DEMO_ADMIN, admin_name="Dana Admin")

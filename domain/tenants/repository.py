@@ -38,3 +38,10 @@ async def upsert_contacts(session: AsyncSession, contacts: CompanyContacts) -> N
         set_={k: statement.excluded[k] for k in values if k != "tenant_id"},
     )
     await session.execute(statement)
+
+
+async def first_by_name(session: AsyncSession, name: str) -> Tenant | None:
+    rows = await session.execute(
+        select(Tenant).where(Tenant.name == name).order_by(Tenant.created_at)  # type: ignore[arg-type]
+    )
+    return rows.scalars().first()
