@@ -6,6 +6,7 @@ import importlib
 
 import strawberry
 from strawberry.extensions import (
+    AddValidationRules,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
@@ -19,6 +20,8 @@ from schema.extensions import MaskUnexpectedErrors, TenantTransaction
 # One module per concept, each with an optional `Query` and `Mutation` class.
 MODULES = (
     "schema.users",
+    "schema.customers",
+    "schema.templating",
 )
 _loaded = [importlib.import_module(name) for name in MODULES]
 QUERIES: tuple[type, ...] = tuple(m.Query for m in _loaded if hasattr(m, "Query"))
@@ -29,15 +32,21 @@ def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int 
                  ) -> strawberry.Schema:
     query = merge_types("Query", QUERIES)
     mutation = merge_types("Mutation", MUTATIONS) if MUTATIONS else None
+    # The limiters build their validation-rule classes in __init__. Built once here, the rule
+    # classes are the same objects on every request, so ValidationCache's key (document,
+    # rules) hits; a fresh limiter per request would defeat the cache entirely.
+    rules = [
+        *QueryDepthLimiter(max_depth=max_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules,
+    ]
     return strawberry.Schema(
         query=query,
         mutation=mutation,
         extensions=[
-            lambda: ParserCache(maxsize=512),
-            lambda: ValidationCache(maxsize=512),
-            lambda: QueryDepthLimiter(max_depth=max_depth),
-            lambda: MaxAliasesLimiter(max_alias_count=max_aliases),
             lambda: MaxTokensLimiter(max_token_count=max_tokens),
+            lambda: ParserCache(maxsize=512),
+            lambda: AddValidationRules(rules),
+            lambda: ValidationCache(maxsize=512),
             MaskUnexpectedErrors,
             TenantTransaction,
         ],
