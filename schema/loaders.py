@@ -44,7 +44,9 @@ class Loaders:
         self._context = context
         self._named: dict[str, DataLoader[Any, Any]] = {}
 
-    def get(self, name: str, build: Callable[[Context], DataLoader[Any, Any]]) -> DataLoader[Any, Any]:
+    def get(
+        self, name: str, build: Callable[[Context], DataLoader[Any, Any]]
+    ) -> DataLoader[Any, Any]:
         """A concept's own loader, built once per request: `loaders.get("workflow", build)`."""
         loader = self._named.get(name)
         if loader is None:

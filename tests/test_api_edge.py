@@ -40,8 +40,8 @@ class TestHttpAuth:
 
     async def test_token_signed_with_another_secret_is_401(self, gql, settings) -> None:
         tenant = await make_tenant(settings)
-        forged = tokens.mint(secret="not-the-secret-but-long-enough-for-hs256-keys", tenant_id=tenant.id,
-                             user_id=tenant.admin_id, role=Role.ADMIN)
+        forged = tokens.mint(secret="another-secret-long-enough-for-hs256-keys",
+                             tenant_id=tenant.id, user_id=tenant.admin_id, role=Role.ADMIN)
         assert (await gql.raw(VIEWER, token=forged)).status_code == 401
 
     async def test_unsigned_token_is_401(self, gql, settings) -> None:

@@ -1,4 +1,4 @@
-"""Row-level security attacked as the non-owner app role (superusers bypass RLS: never used here)."""
+"""Row-level security attacked as the non-owner app role (a superuser bypasses RLS)."""
 
 from __future__ import annotations
 
@@ -32,14 +32,14 @@ async def two_tenants(settings):  # type: ignore[no-untyped-def]
 
 class TestTenantCannotTouchAnotherTenantsUsers:
     async def test_read_by_id_returns_nothing(self, two_tenants, app_connection_factory) -> None:
-        a, b, a_user = two_tenants
+        _a, b, a_user = two_tenants
         conn = await app_connection_factory()
         await as_tenant(conn, b.id)
         assert await conn.fetchrow("SELECT * FROM users WHERE id = $1", a_user) is None
         await conn.execute("ROLLBACK")
 
     async def test_list_shows_only_own_users(self, two_tenants, app_connection_factory) -> None:
-        a, b, _ = two_tenants
+        _a, b, _ = two_tenants
         conn = await app_connection_factory()
         await as_tenant(conn, b.id)
         tenants_seen = {r["tenant_id"] for r in await conn.fetch("SELECT tenant_id FROM users")}
@@ -57,7 +57,8 @@ class TestTenantCannotTouchAnotherTenantsUsers:
         await conn.execute("COMMIT")
         await as_tenant(conn, a.id)
         row = await conn.fetchrow("SELECT name FROM users WHERE id = $1", a_user)
-        assert row is not None and row["name"] != "pwned"
+        assert row is not None
+        assert row["name"] != "pwned"
         await conn.execute("ROLLBACK")
 
     async def test_insert_into_another_tenant_is_refused(self, two_tenants,
@@ -81,7 +82,7 @@ class TestTenantCannotTouchAnotherTenantsUsers:
 
     async def test_manager_must_be_of_the_same_tenant(self, two_tenants,
                                                      app_connection_factory) -> None:
-        a, b, a_user = two_tenants
+        _a, b, a_user = two_tenants
         conn = await app_connection_factory()
         await as_tenant(conn, b.id)
         with pytest.raises(asyncpg.ForeignKeyViolationError):
@@ -90,12 +91,13 @@ class TestTenantCannotTouchAnotherTenantsUsers:
 
     async def test_unique_email_does_not_reveal_other_tenants(self, two_tenants,
                                                              app_connection_factory) -> None:
-        a, b, _ = two_tenants
+        _a, b, _ = two_tenants
         conn = await app_connection_factory()
         await as_tenant(conn, b.id)
         # The same email as a user of tenant A: allowed, since uniqueness is per tenant.
         await conn.execute(
-            "INSERT INTO users (tenant_id, email, name) VALUES ($1, 'csm@alpha.test', 'Twin')", b.id)
+            "INSERT INTO users (tenant_id, email, name) VALUES ($1, 'csm@alpha.test', 'Twin')",
+            b.id)
         await conn.execute("ROLLBACK")
 
 
