@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
 from uuid import UUID
 
-from domain.tenants.models import Tenant
-from domain.users.models import User
+from domain.tenants import service as tenants
+from domain.tenants.models import CompanyContacts, Tenant
+from domain.users import service as users
+from domain.users.models import Role, User
 from schema.context import Info
 
 
@@ -27,3 +31,21 @@ async def tenant(info: Info, tenant_id: UUID) -> Tenant:
     if found is None:  # RLS hides every tenant but the caller's own
         raise LookupError("tenant not visible")
     return found
+
+
+async def create_user(info: Info, *, email: str, name: str, role: Role,
+                      manager_id: str | None) -> User:
+    me = info.context.me
+    return await users.create_by(info.context.session, actor_role=me.role,
+                                 tenant_id=me.tenant_id, email=email, name=name, role=role,
+                                 manager_id=manager_id)
+
+
+async def update_company_contacts(info: Info, changes: Mapping[str, Any]) -> CompanyContacts:
+    me = info.context.me
+    return await tenants.update_contacts(info.context.session, actor_role=me.role,
+                                         tenant_id=me.tenant_id, changes=changes)
+
+
+async def company_contacts(info: Info) -> CompanyContacts | None:
+    return await tenants.get_contacts(info.context.session, info.context.me.tenant_id)

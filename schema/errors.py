@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import strawberry
-
+from graphql import GraphQLError
 from sqlalchemy.exc import DBAPIError
 
 from domain.shared.errors import DomainError, from_database
@@ -50,3 +50,17 @@ async def attempt(info: Info, work: Callable[[], Awaitable[T]]) -> tuple[T | Non
         return None, to_user_errors(mapped)
     await savepoint.commit()
     return result, []
+
+
+async def query_result(work: Callable[[], Awaitable[T]]) -> T:
+    """Run a query's domain work; a DomainError becomes a GraphQL error carrying its code.
+
+    Queries have no payload `errors` list; without this a user error (bad cursor, missing
+    customer) would be masked as an unexpected one.
+    """
+    try:
+        return await work()
+    except DomainError as error:
+        first = error.problems[0]
+        raise GraphQLError(first.message,
+                           extensions={"code": first.code, "path": first.path}) from error

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
+from strawberry.scalars import JSON
 
 from domain.tenants.models import Tenant as TenantModel
 from domain.users.models import Role as RoleModel
 from domain.users.models import User as UserModel
 from resolvers import users as resolve
+from domain.tenants.models import CompanyContacts as CompanyContactsModel
 from schema.context import Info
+from schema.errors import UserError, attempt
 
 Role = strawberry.enum(RoleModel, name="Role")
 
@@ -60,3 +63,72 @@ class Query:
     @strawberry.field(description="The caller, as their token and the tenant's users say.")
     async def viewer(self, info: Info) -> User | None:
         return user_or_none(await resolve.viewer(info))
+
+    @strawberry.field(description="The tenant's company contacts (empty until an admin sets them).")
+    async def company_contacts(self, info: Info) -> CompanyContacts:
+        return CompanyContacts.of(await resolve.company_contacts(info))
+
+
+@strawberry.type(description="Who the tenant escalates to; `other` holds extra roles.")
+class CompanyContacts:
+    vp_customer_success: str | None
+    ceo: str | None
+    other: JSON
+
+    @classmethod
+    def of(cls, model: CompanyContactsModel | None) -> CompanyContacts:
+        if model is None:
+            return cls(vp_customer_success=None, ceo=None, other={})
+        return cls(vp_customer_success=model.vp_customer_success, ceo=model.ceo,
+                   other=dict(model.other or {}))
+
+
+@strawberry.input
+class CreateUserInput:
+    email: str
+    name: str
+    role: Role  # type: ignore[valid-type]
+    manager_id: strawberry.ID | None = None
+
+
+@strawberry.type
+class CreateUserPayload:
+    user: User | None
+    errors: list[UserError]
+
+
+@strawberry.input(description="Fields left out keep their value; null clears one. `other` "
+                              "replaces the extra contacts ({role: email}).")
+class CompanyContactsInput:
+    vp_customer_success: str | None = strawberry.UNSET
+    ceo: str | None = strawberry.UNSET
+    other: JSON | None = strawberry.UNSET
+
+    def changes(self) -> dict[str, Any]:
+        sent = {"vp_customer_success": self.vp_customer_success, "ceo": self.ceo,
+                "other": self.other}
+        return {k: v for k, v in sent.items() if v is not strawberry.UNSET}
+
+
+@strawberry.type
+class UpdateCompanyContactsPayload:
+    company_contacts: CompanyContacts | None
+    errors: list[UserError]
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(description="Admins add a user to their tenant.")
+    async def create_user(self, info: Info, input: CreateUserInput) -> CreateUserPayload:
+        user, errors = await attempt(info, lambda: resolve.create_user(
+            info, email=input.email, name=input.name, role=input.role,
+            manager_id=input.manager_id))
+        return CreateUserPayload(user=user_or_none(user), errors=errors)
+
+    @strawberry.mutation(description="Admins set the company contacts (VP CS, CEO, others).")
+    async def update_company_contacts(self, info: Info, input: CompanyContactsInput
+                                      ) -> UpdateCompanyContactsPayload:
+        contacts, errors = await attempt(
+            info, lambda: resolve.update_company_contacts(info, input.changes()))
+        return UpdateCompanyContactsPayload(
+            company_contacts=CompanyContacts.of(contacts) if contacts else None, errors=errors)

@@ -3,6 +3,8 @@
 pybars3 compiles an unclosed block (`{{#if x}}...`) without error and silently drops the
 rest of the template. Every template is therefore checked by compiling it with a sentinel
 appended and rendering it once: if the sentinel does not come out, the template is broken.
+Checks and compiled templates are cached by content (failures too), so a template is
+compiled once per process and escaping mode, whoever renders it.
 """
 
 from __future__ import annotations
@@ -15,20 +17,22 @@ from typing import Any
 import pybars
 
 from domain.shared.errors import Problem
+from domain.templating.analysis import (
+    CONTEXT_ROOTS,
+    helper_calls,
+    referenced_roots,
+    unknown_helpers,
+    uses_partials,
+)
 from domain.templating.helpers import HELPERS, truthy
 
-CONTEXT_ROOTS = frozenset(
-    {"customer", "csm", "workflow", "company", "accountTeam", "steps", "vars", "run"}
-)
+__all__ = ["CONTEXT_ROOTS", "MAX_LENGTH", "TemplateError", "compile_checked", "condition_holds",
+           "problems", "referenced_roots", "render"]
+
+MAX_LENGTH = 20_000
 _SENTINEL = "\u2063STEPWISE-END\u2063"
-_BUILTINS = frozenset({"if", "unless", "each", "with", "else", "lookup", "log", "this"})
-_MUSTACHE = re.compile(r"\{\{\{?(.*?)\}?\}\}", re.DOTALL)
 # A plain `{{expr}}` (not a block, comment, partial or triple-stash): made raw for text channels.
 _ESCAPED = re.compile(r"(?<!\{)\{\{(?![{#/!>^&])(?!else\b)(.*?)\}\}(?!\})", re.DOTALL)
-_STRING = re.compile(r"\"[^\"]*\"|'[^']*'")
-_PATH = re.compile(r"(?<![\w.@/-])([A-Za-z_][\w-]*)(?:\.[\w-]+)*")
-_BLOCK_SCOPE = re.compile(r"^\s*#\s*(each|with)\b")
-_BLOCK_END = re.compile(r"^\s*/\s*(each|with)\b")
 
 _compiler = pybars.Compiler()
 Template = Callable[..., str]
@@ -44,36 +48,60 @@ class TemplateError(Exception):
 
 
 @lru_cache(maxsize=4096)
-def _compile(source: str, html: bool) -> Template:
+def _compile(source: str, html: bool) -> Template | TemplateError:
     text = source if html else _ESCAPED.sub(r"{{{\1}}}", source)
     try:
         return _compiler.compile(text)  # type: ignore[no-any-return]
     except pybars.PybarsError as exc:
         detail = str(exc).replace(_SENTINEL, "")
-        raise TemplateError("TEMPLATE_SYNTAX", f"template does not compile: {detail}") from exc
+        return TemplateError("TEMPLATE_SYNTAX", f"template does not compile: {detail}")
+    except Exception as exc:  # pybars' own parser can fail in odd ways on odd input
+        return TemplateError("TEMPLATE_SYNTAX", f"template does not compile: {exc}")
 
 
 @lru_cache(maxsize=4096)
-def _verify(source: str) -> None:
-    """Raise TemplateError if the template is truncated or calls an unknown helper."""
+def _verify(source: str) -> TemplateError | None:
+    """What is wrong with the template (truncation, unknown helper, ...), or None."""
+    if len(source) > MAX_LENGTH:
+        return TemplateError("TEMPLATE_TOO_LONG", f"templates are limited to {MAX_LENGTH} characters")
+    if uses_partials(source):
+        return TemplateError("TEMPLATE_UNSUPPORTED", "partials ({{> name}}) are not supported")
+    if "else" in helper_calls(source):
+        return TemplateError("TEMPLATE_UNSUPPORTED",
+                             "{{else if ...}} is not supported: nest an {{#if}} inside {{else}}")
+    unknown = unknown_helpers(source)
+    if unknown:
+        return TemplateError(
+            "TEMPLATE_UNKNOWN_HELPER",
+            f"unknown helper {', '.join(unknown)} (known: {', '.join(sorted(HELPERS))}, "
+            "if, unless, each, with, lookup)")
     probe = _compile(source + _SENTINEL, False)
+    if isinstance(probe, TemplateError):
+        return probe
     try:
         output = probe({}, helpers=HELPERS)
     except pybars.PybarsError as exc:
-        raise TemplateError("TEMPLATE_UNKNOWN_HELPER", f"template fails to render: {exc}") from exc
-    except Exception as exc:  # a helper choking on an unusual literal
-        raise TemplateError("TEMPLATE_RENDER", f"template fails to render: {exc}") from exc
+        return TemplateError("TEMPLATE_RENDER", f"template fails to render: {exc}")
+    except Exception:  # a built-in block without its argument, e.g. {{#if}}
+        return TemplateError("TEMPLATE_RENDER",
+                             "template fails to render: a block or helper is missing an argument")
     if not output.endswith(_SENTINEL):
-        raise TemplateError(
+        return TemplateError(
             "TEMPLATE_TRUNCATED",
-            "template is cut short (an unclosed block or '{{'): its end would never render",
+            "template is cut short (an unclosed block, comment or '{{'): its end would never render",
         )
+    return None
 
 
 def compile_checked(source: str, *, html: bool = False) -> Template:
     """The compiled template, cached by content; raises TemplateError if broken or truncated."""
-    _verify(source)
-    return _compile(source, html)
+    error = _verify(source)
+    if error is not None:
+        raise error
+    template = _compile(source, html)
+    if isinstance(template, TemplateError):
+        raise template
+    return template
 
 
 def render(source: str, context: Mapping[str, Any], *, html: bool = False) -> str:
@@ -83,39 +111,14 @@ def render(source: str, context: Mapping[str, Any], *, html: bool = False) -> st
         return str(template(dict(context), helpers=HELPERS))
     except pybars.PybarsError as exc:
         raise TemplateError("TEMPLATE_RENDER", f"template fails to render: {exc}") from exc
+    except Exception as exc:  # never let a template turn into an internal error
+        raise TemplateError("TEMPLATE_RENDER",
+                            f"template fails to render: {type(exc).__name__}") from exc
 
 
 def condition_holds(source: str, context: Mapping[str, Any]) -> bool:
     """A condition is true when it renders to anything but '', 'false', '0' or 'null'."""
     return truthy(render(source, context).strip())
-
-
-def referenced_roots(source: str) -> set[str]:
-    """Context roots the template reads, outside #each/#with blocks (whose scope shifts)."""
-    roots: set[str] = set()
-    depth = 0
-    for match in _MUSTACHE.finditer(source):
-        inner = match.group(1).strip()
-        if inner.startswith("!"):
-            continue
-        if _BLOCK_END.match(inner):
-            depth = max(0, depth - 1)
-            continue
-        opens_scope = bool(_BLOCK_SCOPE.match(inner))
-        if depth == 0:
-            body = _STRING.sub(" ", inner.lstrip("#/^&").strip())
-            body = re.sub(r"[\w-]+=", " ", body)  # hash keys are not paths
-            for index, path in enumerate(_PATH.finditer(body)):
-                name = path.group(1)
-                is_helper = name in HELPERS or name in _BUILTINS
-                if (index == 0 or body[path.start() - 1] == "(") and is_helper:
-                    continue
-                if name in ("true", "false", "null", "undefined") or name in _BUILTINS:
-                    continue
-                roots.add(name)
-        if opens_scope:
-            depth += 1
-    return roots
 
 
 def problems(source: str, *, path: str) -> list[Problem]:
@@ -131,3 +134,13 @@ def problems(source: str, *, path: str) -> list[Problem]:
                 path)
         for root in unknown
     ]
+
+
+def cache_info() -> dict[str, Any]:
+    """Cache statistics (the benchmark reports them)."""
+    return {"compile": _compile.cache_info()._asdict(), "verify": _verify.cache_info()._asdict()}
+
+
+def clear_caches() -> None:
+    _compile.cache_clear()
+    _verify.cache_clear()

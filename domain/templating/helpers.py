@@ -1,7 +1,9 @@
 """Handlebars helpers: eq, gte, lte, gt, lt, and, or, not, abs.
 
-Every helper is None-safe (a missing value reaches a helper as None) and compares numbers
-given as strings as numbers ("250000" >= 100000), as the seed templates expect.
+Every helper is None-safe (a missing value reaches a helper as None) and usable as a
+subexpression. Numbers given as strings compare as numbers ("250000" >= 100000), as the
+seed templates expect. A comparison with a missing or non-numeric side against a number
+is false (like JavaScript's NaN comparisons), never an error.
 """
 
 from __future__ import annotations
@@ -10,24 +12,42 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+# Beyond this decimal exponent a "number" is a mistake or an attack (int() of 1e999999999).
+_MAX_EXPONENT = 30
+
 
 def _number(value: Any) -> Decimal | None:
+    """The value as a finite Decimal, or None (booleans and text that is not a number)."""
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int | float | Decimal):
-        return Decimal(str(value))
-    if isinstance(value, str):
-        try:
-            return Decimal(value.strip())
-        except InvalidOperation:
-            return None
-    return None
+        text = str(value)
+    elif isinstance(value, str):
+        text = value.strip()
+    else:
+        return None
+    try:
+        number = Decimal(text)
+    except (InvalidOperation, ValueError):
+        return None
+    if not number.is_finite() or abs(number.adjusted()) > _MAX_EXPONENT:
+        return None
+    return number
+
+
+def _text(value: Any) -> str:
+    """A value as Handlebars would print it (true/false in lower case)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def truthy(value: Any) -> bool:
-    """JavaScript-ish truth: None, False, 0, '' and empty lists are false."""
+    """JavaScript-ish truth, plus the rendered forms "false", "0" and "null" as false."""
     if isinstance(value, str):
-        return value not in ("", "false", "0", "null")
+        return value.strip() not in ("", "false", "0", "null")
+    if isinstance(value, Decimal | int | float) and not isinstance(value, bool):
+        return value != 0
     return bool(value)
 
 
@@ -35,10 +55,12 @@ def _compare(test: Callable[[Any, Any], bool]) -> Callable[..., bool]:
     def helper(this: Any, left: Any = None, right: Any = None, *_: Any, **__: Any) -> bool:
         a, b = _number(left), _number(right)
         if a is not None and b is not None:
-            return test(a, b)
-        if left is None or right is None:
+            return bool(test(a, b))
+        if left is None or right is None or left == "" or right == "":
             return False
-        return test(str(left), str(right))
+        if a is not None or b is not None:  # a number against text: no order
+            return False
+        return bool(test(_text(left), _text(right)))
 
     return helper
 
@@ -49,7 +71,7 @@ def _eq(this: Any, left: Any = None, right: Any = None, *_: Any, **__: Any) -> b
         return a == b
     if left is None or right is None:
         return left is None and right is None
-    return str(left) == str(right)
+    return _text(left) == _text(right)
 
 
 def _and(this: Any, *values: Any, **__: Any) -> bool:
@@ -65,6 +87,7 @@ def _not(this: Any, value: Any = None, *_: Any, **__: Any) -> bool:
 
 
 def _abs(this: Any, value: Any = None, *_: Any, **__: Any) -> Any:
+    """|value| as int when whole, else float; '' for missing or non-numeric values."""
     number = _number(value)
     if number is None:
         return ""

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.shared.errors import DomainError
+from domain.shared.errors import DomainError, Problem, ValidationFailed
+from domain.shared.models import utcnow
 from domain.tenants import repository
-from domain.tenants.models import Tenant
+from domain.tenants.models import CompanyContacts, Tenant
+from domain.users.models import Role
+from domain.users.service import require_role
 
 
 def check_time_zone(name: str) -> str:
@@ -31,3 +37,72 @@ async def create(session: AsyncSession, *, name: str, time_zone: str = "UTC") ->
 
 async def get(session: AsyncSession, tenant_id: UUID) -> Tenant | None:
     return await repository.get(session, tenant_id)
+
+
+_CONTACT_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")
+_CONTACT_EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
+_FIXED_CONTACTS = ("vpCustomerSuccess", "ceo")
+
+
+def _contact(value: Any, path: str, problems: list[Problem]) -> str | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str) or not _CONTACT_EMAIL.match(value.strip()):
+        problems.append(Problem("INVALID_EMAIL", "expected an email address", path))
+        return None
+    return value.strip()
+
+
+def _other_contacts(value: Any, problems: list[Problem]) -> dict[str, str]:
+    """Extra contacts by role ({"cfo": "cfo@example.com"}); null members are dropped."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        problems.append(Problem("INVALID_VALUE", "other must be an object of role: email",
+                                "input.other"))
+        return {}
+    contacts: dict[str, str] = {}
+    for key, email in value.items():
+        path = f"input.other.{key}"
+        if not _CONTACT_KEY.match(key) or key in _FIXED_CONTACTS:
+            problems.append(Problem("INVALID_KEY", "contact roles are identifiers (letters, "
+                                    "digits, _) other than vpCustomerSuccess and ceo", path))
+            continue
+        address = _contact(email, path, problems)
+        if address is not None:
+            contacts[key] = address
+    return contacts
+
+
+async def update_contacts(session: AsyncSession, *, actor_role: Role, tenant_id: UUID,
+                          changes: Mapping[str, Any]) -> CompanyContacts:
+    """Admins set the company contacts; fields left out of `changes` keep their value.
+
+    `changes` may hold vp_customer_success, ceo (emails or None to clear) and other
+    (an object replacing the previous extra contacts).
+    """
+    require_role(actor_role, Role.ADMIN)
+    problems: list[Problem] = []
+    current = await repository.get_contacts(session, tenant_id)
+    contacts = CompanyContacts(
+        tenant_id=tenant_id,
+        vp_customer_success=current.vp_customer_success if current else None,
+        ceo=current.ceo if current else None,
+        other=dict(current.other) if current else {},
+        updated_at=utcnow(),
+    )
+    if "vp_customer_success" in changes:
+        contacts.vp_customer_success = _contact(changes["vp_customer_success"],
+                                                "input.vpCustomerSuccess", problems)
+    if "ceo" in changes:
+        contacts.ceo = _contact(changes["ceo"], "input.ceo", problems)
+    if "other" in changes:
+        contacts.other = _other_contacts(changes["other"], problems)
+    if problems:
+        raise ValidationFailed(problems)
+    await repository.upsert_contacts(session, contacts)
+    return contacts
+
+
+async def get_contacts(session: AsyncSession, tenant_id: UUID) -> CompanyContacts | None:
+    return await repository.get_contacts(session, tenant_id)

@@ -47,3 +47,25 @@ async def create(
 
 async def get(session: AsyncSession, user_id: UUID) -> User | None:
     return await repository.get(session, user_id)
+
+
+async def create_by(
+    session: AsyncSession,
+    *,
+    actor_role: Role,
+    tenant_id: UUID,
+    email: str,
+    name: str,
+    role: Role,
+    manager_id: str | UUID | None = None,
+) -> User:
+    """A tenant admin creates a user; the manager must be a user of the same tenant."""
+    require_role(actor_role, Role.ADMIN)
+    manager: UUID | None
+    try:
+        manager = manager_id if manager_id is None or isinstance(manager_id, UUID) \
+            else UUID(str(manager_id))
+    except ValueError as exc:
+        raise NotFound("no such manager", path="input.managerId") from exc
+    return await create(session, tenant_id=tenant_id, email=email, name=name, role=role,
+                        manager_id=manager)

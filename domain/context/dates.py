@@ -1,0 +1,61 @@
+"""Renewal arithmetic in a tenant's time zone.
+
+- daysUntilRenewal: calendar days from today (in the tenant's zone) to the renewal date;
+  0 on the renewal day, negative after it.
+- hoursUntilRenewal: whole hours (floored) from now until the start (00:00, tenant's zone)
+  of the renewal day; negative once that day has begun. DST-aware.
+- daysOverdue: max(0, -daysUntilRenewal).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, date, datetime, time, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+
+def zone(name: str | None) -> tzinfo:
+    """The tenant's zone; UTC when unset or unknown (the setting is validated on write)."""
+    if not name:
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
+
+
+def aware_now(now: datetime | None) -> datetime:
+    """`now` as an aware datetime (naive values are taken as UTC); the clock if None."""
+    if now is None:
+        return datetime.now(UTC)
+    return now if now.tzinfo is not None else now.replace(tzinfo=UTC)
+
+
+def today_in(tz: tzinfo, now: datetime | None = None) -> date:
+    return aware_now(now).astimezone(tz).date()
+
+
+def days_until(renewal: date | None, tz: tzinfo, now: datetime | None = None) -> int | None:
+    if renewal is None:
+        return None
+    return (renewal - today_in(tz, now)).days
+
+
+def hours_until(renewal: date | None, tz: tzinfo, now: datetime | None = None) -> int | None:
+    if renewal is None:
+        return None
+    start = datetime.combine(renewal, time.min, tzinfo=tz)
+    # Both in UTC: Python subtracts wall times when two datetimes share a tzinfo object,
+    # which would ignore a DST change in between.
+    seconds = (start.astimezone(UTC) - aware_now(now).astimezone(UTC)).total_seconds()
+    return math.floor(seconds / 3600)
+
+
+def renewal_figures(renewal: date | None, tz: tzinfo, now: datetime | None = None
+                    ) -> dict[str, int | None]:
+    days = days_until(renewal, tz, now)
+    return {
+        "daysUntilRenewal": days,
+        "hoursUntilRenewal": hours_until(renewal, tz, now),
+        "daysOverdue": None if days is None else max(0, -days),
+    }

@@ -1,0 +1,1 @@
+"""Customers of a tenant: renewal, ARR, health, CSM and account team."""

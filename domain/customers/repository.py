@@ -1,0 +1,66 @@
+"""Every query for customers (RLS scopes each one to the current tenant)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import func, or_, select, tuple_
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from domain.customers.models import Customer
+
+
+async def upsert(session: AsyncSession, tenant_id: UUID, external_id: str,
+                 values: dict[str, Any]) -> Customer:
+    """Insert by (tenant, external id) or update only the given columns of the existing row."""
+    statement = insert(Customer).values(tenant_id=tenant_id, external_id=external_id, **values)
+    changes = {column: statement.excluded[column] for column in values}
+    changes["updated_at"] = func.now()
+    statement = statement.on_conflict_do_update(
+        index_elements=["tenant_id", "external_id"], set_=changes,
+    ).returning(Customer)
+    rows = await session.execute(statement, execution_options={"populate_existing": True})
+    return rows.scalar_one()
+
+
+async def get(session: AsyncSession, customer_id: UUID) -> Customer | None:
+    rows = await session.execute(select(Customer).where(Customer.id == customer_id))
+    return rows.scalar_one_or_none()
+
+
+async def get_many(session: AsyncSession, ids: Sequence[UUID]) -> list[Customer]:
+    rows = await session.execute(
+        select(Customer).where(Customer.id.in_(ids))  # type: ignore[attr-defined]
+    )
+    return list(rows.scalars())
+
+
+def _matching(search: str | None) -> list[ColumnElement[bool]]:
+    if not search:
+        return []
+    escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    pattern = f"%{escaped}%"
+    return [or_(Customer.name.ilike(pattern, escape="\\"),  # type: ignore[attr-defined]
+                Customer.external_id.ilike(pattern, escape="\\"))]  # type: ignore[attr-defined]
+
+
+async def page(session: AsyncSession, *, limit: int, after: tuple[str, UUID] | None,
+               search: str | None) -> list[Customer]:
+    """Up to `limit` customers ordered by (name, id), strictly after the cursor."""
+    statement = select(Customer).where(*_matching(search))
+    if after is not None:
+        statement = statement.where(tuple_(Customer.name, Customer.id) > tuple_(*after))
+    statement = statement.order_by(Customer.name, Customer.id).limit(limit)  # type: ignore[arg-type]
+    rows = await session.execute(statement)
+    return list(rows.scalars())
+
+
+async def count(session: AsyncSession, *, search: str | None) -> int:
+    rows = await session.execute(
+        select(func.count()).select_from(Customer).where(*_matching(search))
+    )
+    return int(rows.scalar_one())

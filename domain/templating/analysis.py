@@ -1,0 +1,80 @@
+"""Static reading of a Handlebars template: the context roots and helpers it uses."""
+
+from __future__ import annotations
+
+import re
+
+from domain.templating.helpers import HELPERS
+
+CONTEXT_ROOTS = frozenset(
+    {"customer", "csm", "workflow", "company", "accountTeam", "steps", "vars", "run"}
+)
+BUILTINS = frozenset({"if", "unless", "each", "with", "else", "lookup", "log", "this"})
+_MUSTACHE = re.compile(r"\{\{\{?(.*?)\}?\}\}", re.DOTALL)
+_STRING = re.compile(r"\"[^\"]*\"|'[^']*'")
+_PATH = re.compile(r"(?<![\w.@/-])([A-Za-z_][\w-]*)(?:\.[\w-]+)*")
+_BLOCK_SCOPE = re.compile(r"^\s*#\s*(each|with)\b")
+_BLOCK_END = re.compile(r"^\s*/\s*(each|with)\b")
+# `name arg...` at the start of a mustache, or `(name` anywhere: a helper call.
+_CALL_HEAD = re.compile(r"^\s*([A-Za-z_@][\w.@/-]*)\s+\S")
+_SUB_HEAD = re.compile(r"\(\s*([A-Za-z_@][\w.@/-]*)")
+
+
+def _bodies(source: str) -> list[str]:
+    """The inside of every mustache that is an expression (no comments or closing tags)."""
+    found = []
+    for match in _MUSTACHE.finditer(source):
+        inner = match.group(1).strip()
+        if not inner or inner[0] in "!/>":
+            continue
+        found.append(inner)
+    return found
+
+
+def helper_calls(source: str) -> set[str]:
+    """Names called with arguments (`{{name a}}`, `{{#name a}}`, `(name a)`)."""
+    names: set[str] = set()
+    for inner in _bodies(source):
+        body = _STRING.sub('""', inner.lstrip("#^&{").strip())
+        head = _CALL_HEAD.match(body)
+        if head:
+            names.add(head.group(1))
+        names |= set(_SUB_HEAD.findall(body))
+    return names
+
+
+def unknown_helpers(source: str) -> list[str]:
+    """Called names that are neither our helpers nor Handlebars built-ins."""
+    return sorted(n for n in helper_calls(source) if n not in HELPERS and n not in BUILTINS)
+
+
+def uses_partials(source: str) -> bool:
+    return any(m.group(1).lstrip().startswith(">") for m in _MUSTACHE.finditer(source))
+
+
+def referenced_roots(source: str) -> set[str]:
+    """Context roots the template reads, outside #each/#with blocks (whose scope shifts)."""
+    roots: set[str] = set()
+    depth = 0
+    for match in _MUSTACHE.finditer(source):
+        inner = match.group(1).strip()
+        if inner.startswith("!"):
+            continue
+        if _BLOCK_END.match(inner):
+            depth = max(0, depth - 1)
+            continue
+        opens_scope = bool(_BLOCK_SCOPE.match(inner))
+        if depth == 0:
+            body = _STRING.sub(" ", inner.lstrip("#/^&").strip())
+            body = re.sub(r"[\w-]+=", " ", body)  # hash keys are not paths
+            for index, path in enumerate(_PATH.finditer(body)):
+                name = path.group(1)
+                is_helper = name in HELPERS or name in BUILTINS
+                if (index == 0 or body[path.start() - 1] == "(") and is_helper:
+                    continue
+                if name in ("true", "false", "null", "undefined") or name in BUILTINS:
+                    continue
+                roots.add(name)
+        if opens_scope:
+            depth += 1
+    return roots

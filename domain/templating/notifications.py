@@ -1,0 +1,113 @@
+"""Render a workflow's notifications for a context: previews now, the run engine later.
+
+Escaping follows the channel: an email body is HTML, so values are escaped there; Slack,
+in-app and webhook text is not HTML and stays raw. An email subject (the title) is a mail
+header, not HTML, so it is never escaped. Recipients are addresses, never escaped: each
+renders to one address or a comma-separated list (accountTeam.allEmails); the result is
+split, trimmed, de-duplicated (case-insensitively) and empty entries are dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from domain.shared.errors import Problem
+from domain.templating.engine import TemplateError, condition_holds, render
+
+HTML_CHANNELS = frozenset({"email"})
+
+
+def is_html(channel: str | None) -> bool:
+    return (channel or "").strip().lower() in HTML_CHANNELS
+
+
+@dataclass(frozen=True)
+class RenderedNotification:
+    step_id: str | None
+    notification_id: str | None
+    type: str | None
+    title: str | None
+    message: str | None
+    recipients: list[str]
+    condition_met: bool
+    problems: list[Problem] = field(default_factory=list)
+
+
+def notifications_of(config: Mapping[str, Any]) -> Iterator[tuple[str | None, str, Mapping[str, Any]]]:
+    """(step id, JSON path, notification) for every notification, in step order."""
+    steps = config.get("steps") if isinstance(config, Mapping) else None
+    for s_index, step in enumerate(steps if isinstance(steps, list) else []):
+        if not isinstance(step, Mapping):
+            continue
+        items = step.get("notifications")
+        for n_index, notification in enumerate(items if isinstance(items, list) else []):
+            if isinstance(notification, Mapping):
+                step_id = step.get("id") if isinstance(step.get("id"), str) else None
+                yield step_id, f"$.steps[{s_index}].notifications[{n_index}]", notification
+
+
+def split_recipients(rendered: list[str]) -> list[str]:
+    seen: set[str] = set()
+    recipients: list[str] = []
+    for text in rendered:
+        for part in text.split(","):
+            address = part.strip()
+            if address and address.lower() not in seen:
+                seen.add(address.lower())
+                recipients.append(address)
+    return recipients
+
+
+def _text(value: Any, context: Mapping[str, Any], path: str, problems: list[Problem],
+          *, html: bool = False) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        problems.append(Problem("INVALID_VALUE", "expected a template string", path))
+        return None
+    try:
+        return render(value, context, html=html)
+    except TemplateError as error:
+        problems.append(Problem(error.code, error.message, path))
+        return None
+
+
+def render_notification(notification: Mapping[str, Any], context: Mapping[str, Any], *,
+                        step_id: str | None = None, path: str = "$") -> RenderedNotification:
+    """One notification rendered; template failures become problems, never exceptions."""
+    problems: list[Problem] = []
+    kind = notification.get("type") if isinstance(notification.get("type"), str) else None
+    condition = notification.get("condition")
+    condition_met = True
+    if condition is not None:
+        try:
+            condition_met = isinstance(condition, str) and condition_holds(condition, context)
+            if not isinstance(condition, str):
+                problems.append(Problem("INVALID_VALUE", "expected a template string",
+                                        f"{path}.condition"))
+        except TemplateError as error:
+            condition_met = False
+            problems.append(Problem(error.code, error.message, f"{path}.condition"))
+    title = _text(notification.get("title"), context, f"{path}.title", problems)
+    message = _text(notification.get("message"), context, f"{path}.message", problems,
+                    html=is_html(kind))
+    raw = notification.get("recipients")
+    rendered: list[str] = []
+    for index, recipient in enumerate(raw if isinstance(raw, list) else []):
+        text = _text(recipient, context, f"{path}.recipients[{index}]", problems)
+        if text is not None:
+            rendered.append(text)
+    identifier = notification.get("id")
+    return RenderedNotification(
+        step_id=step_id, notification_id=identifier if isinstance(identifier, str) else None,
+        type=kind, title=title, message=message, recipients=split_recipients(rendered),
+        condition_met=condition_met, problems=problems,
+    )
+
+
+def preview(config: Mapping[str, Any], context: Mapping[str, Any]) -> list[RenderedNotification]:
+    """Every notification of a workflow config rendered for the context; nothing is sent."""
+    return [render_notification(n, context, step_id=step_id, path=path)
+            for step_id, path, n in notifications_of(config)]

@@ -1,0 +1,62 @@
+"""Render a template or a workflow's notifications for a customer: no side effects."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.context import builder
+from domain.customers.errors import CustomerNotFound
+from domain.shared.errors import Problem
+from domain.templating.engine import TemplateError, problems, render
+from domain.templating.notifications import RenderedNotification, preview
+
+
+@dataclass(frozen=True)
+class Rendered:
+    output: str | None
+    problems: list[Problem] = field(default_factory=list)
+
+
+def run_context(context: Mapping[str, Any], config: Mapping[str, Any] | None = None
+                ) -> dict[str, Any]:
+    """The customer context plus the run-only roots a preview has no values for yet.
+
+    `vars` holds the workflow's declared variable defaults; `steps` and `run` are empty.
+    """
+    defaults: dict[str, Any] = {}
+    declared = config.get("variables") if isinstance(config, Mapping) else None
+    for variable in declared if isinstance(declared, list) else []:
+        if isinstance(variable, Mapping) and isinstance(variable.get("name"), str):
+            defaults[variable["name"]] = variable.get("default")
+    return {**context, "vars": defaults, "steps": {}, "run": {}}
+
+
+async def render_for_customer(session: AsyncSession, template: str, customer_id: UUID | str, *,
+                              html: bool = False, now: datetime | None = None) -> Rendered:
+    """The template rendered against the customer's context, or the problems why not."""
+    try:
+        context = await builder.build(session, customer_id, now=now)
+    except CustomerNotFound as missing:
+        return Rendered(None, missing.problems)
+    found = problems(template, path="template")
+    if found:
+        return Rendered(None, found)
+    try:
+        return Rendered(render(template, run_context(context), html=html))
+    except TemplateError as error:
+        return Rendered(None, [Problem(error.code, error.message, "template")])
+
+
+async def notifications_for_customer(
+    session: AsyncSession, config: Mapping[str, Any], customer_id: UUID | str, *,
+    now: datetime | None = None,
+) -> list[RenderedNotification]:
+    """Every notification of `config` rendered for the customer; CustomerNotFound if hidden."""
+    context = await builder.build(session, customer_id, now=now)
+    return preview(config, run_context(context, config))

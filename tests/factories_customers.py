@@ -1,0 +1,55 @@
+"""Factories for customers, users and contacts (through GraphQL), and contract documents."""
+
+from __future__ import annotations
+
+import uuid
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from graphql import OperationDefinitionNode, parse
+
+from domain.shared.settings import PROJECT_ROOT
+from tests.factories import GraphQLClient, TenantHandle
+
+CONTRACT = PROJECT_ROOT.parent / "shared" / "contract"
+
+
+@cache
+def contract(name: str) -> str:
+    """The exact text of a named operation in the contract documents."""
+    for path in sorted(Path(CONTRACT).glob("*.graphql")):
+        text = path.read_text()
+        for definition in parse(text).definitions:
+            if isinstance(definition, OperationDefinitionNode) and definition.name \
+                    and definition.name.value == name:
+                return text[definition.loc.start:definition.loc.end]  # type: ignore[union-attr]
+    raise KeyError(name)
+
+
+UPSERT_FULL = """
+mutation($input: CustomerInput!) {
+  upsertCustomer(input: $input) {
+    customer { id externalId name arr renewalDate hasAccountPlan healthScore daysUntilRenewal
+               accountTeam csm { id email } }
+    errors { code message path }
+  }
+}
+"""
+
+
+async def upsert_customer(gql: GraphQLClient, tenant: TenantHandle, *, token: str | None = None,
+                          **fields: Any) -> dict[str, Any]:
+    """Upsert a customer (defaults: a fresh external id and name); fails on payload errors."""
+    suffix = uuid.uuid4().hex[:8]
+    data = {"externalId": f"ext-{suffix}", "name": f"Customer {suffix}", **fields}
+    result = await gql(UPSERT_FULL, {"input": data}, token=token or tenant.token)
+    payload = result["upsertCustomer"]
+    assert payload["errors"] == [], payload["errors"]
+    customer: dict[str, Any] = payload["customer"]
+    return customer
+
+
+async def set_contacts(gql: GraphQLClient, tenant: TenantHandle, **fields: Any) -> None:
+    result = await gql(contract("UpdateCompanyContacts"), {"input": fields}, token=tenant.token)
+    assert result["updateCompanyContacts"]["errors"] == []
