@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from sqlalchemy import select
+from sqlalchemy import any_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,7 +22,7 @@ async def get(session: AsyncSession, tenant_id: UUID) -> Tenant | None:
 
 
 async def get_many(session: AsyncSession, ids: list[UUID]) -> list[Tenant]:
-    rows = await session.execute(select(Tenant).where(Tenant.id.in_(ids)))  # type: ignore[attr-defined]
+    rows = await session.execute(select(Tenant).where(Tenant.id == any_(list(ids))))
     return list(rows.scalars())
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from uuid import UUID
 
-from sqlalchemy import func, select
+from sqlalchemy import any_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.users.models import User
@@ -24,7 +24,7 @@ async def get(session: AsyncSession, user_id: UUID) -> User | None:
 
 
 async def get_many(session: AsyncSession, ids: Sequence[UUID]) -> list[User]:
-    rows = await session.execute(select(User).where(User.id.in_(ids)))  # type: ignore[attr-defined]
+    rows = await session.execute(select(User).where(User.id == any_(list(ids))))
     return list(rows.scalars())
 
 
