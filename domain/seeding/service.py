@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from domain.auth import tokens
+from domain.seeding import core
 from domain.shared.db import owner_transaction
 from domain.shared.settings import PROJECT_ROOT, Settings
 from domain.tenants import repository as tenants_repository
@@ -20,12 +21,12 @@ DEMO_ADMIN = "admin@demo.stepwise.dev"
 
 async def seed_core(owner_url: str) -> str:
     """Upsert core workflows and saved actions in one transaction (idempotent)."""
-    return "core seed: nothing to seed yet"
+    return await core.seed(owner_url)
 
 
 def validate_files(files: list[Path] | None) -> list[str]:
     """One line per problem across the given workflow files (default: seeds/workflows/)."""
-    return []
+    return core.problem_lines(core.check_files(files)[1])
 
 
 async def seed_demo(settings: Settings) -> dict[str, Any]:

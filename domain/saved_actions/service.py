@@ -1,0 +1,77 @@
+"""Saved-action rules: core ones are read-only, tenant ones name registered handlers only."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.saved_actions import handlers, repository
+from domain.saved_actions.errors import ActionIdTaken
+from domain.saved_actions.models import SavedAction
+from domain.shared.errors import Problem, ValidationFailed
+
+_ACTION_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+async def visible(session: AsyncSession) -> list[SavedAction]:
+    return await repository.visible(session)
+
+
+async def known_ids(session: AsyncSession) -> set[str]:
+    """Action ids a workflow of the current tenant may call (core and own)."""
+    return await repository.visible_ids(session)
+
+
+async def create(session: AsyncSession, *, tenant_id: UUID, user_id: UUID, action_id: str,
+                 name: str, action_type: str, handler: str | None,
+                 config: dict[str, Any] | None) -> SavedAction:
+    """A tenant action; its handler must be registered code matching its type."""
+    problems: list[Problem] = []
+    if not _ACTION_ID.match(action_id):
+        problems.append(Problem("INVALID_KEY", "action ids are lowercase letters, digits, - and _",
+                                "input.actionId"))
+    if not name.strip():
+        problems.append(Problem("REQUIRED", "an action needs a name", "input.name"))
+    if config is not None and not isinstance(config, dict):
+        problems.append(Problem("INVALID_TYPE", "config must be a JSON object", "input.config"))
+        config = {}
+    problems += handlers.check(action_type, handler, config or {})
+    if problems:
+        raise ValidationFailed(problems)
+    if await repository.by_action_id(session, action_id) is not None:
+        # Core ids are reserved too: a branch naming it must mean one thing.
+        raise ActionIdTaken(f"an action {action_id!r} already exists", path="input.actionId")
+    action = SavedAction(tenant_id=tenant_id, action_id=action_id, name=name.strip(),
+                         type=action_type, handler=handler or handlers.DEFAULT_HANDLER[action_type],
+                         config=config or {}, is_core=False, created_by=user_id)
+    return await repository.add(session, action)
+
+
+def check_core(entry: dict[str, Any], *, path: str) -> list[Problem]:
+    """Problems with one core action from seeds/saved_actions.json."""
+    problems = []
+    for required in ("actionId", "name", "type"):
+        if not isinstance(entry.get(required), str) or not entry[required]:
+            problems.append(Problem("REQUIRED", f"{required} is required", f"{path}.{required}"))
+    if problems:
+        return problems
+    if not _ACTION_ID.match(entry["actionId"]):
+        problems.append(Problem("INVALID_KEY", "action ids are lowercase letters, digits, - and _",
+                                f"{path}.actionId"))
+    config = entry.get("config", {})
+    if not isinstance(config, dict):
+        return [*problems, Problem("INVALID_TYPE", "config must be an object", f"{path}.config")]
+    return problems + handlers.check(entry["type"], entry.get("handler"), config, path=path)
+
+
+async def upsert_core(session: AsyncSession, entry: dict[str, Any]) -> str:
+    """Owner path: insert or refresh one core action (already checked)."""
+    return await repository.upsert_core(session, {
+        "action_id": entry["actionId"], "name": entry["name"], "type": entry["type"],
+        "handler": entry.get("handler") or handlers.DEFAULT_HANDLER[entry["type"]],
+        "config": entry.get("config", {}),
+        "available_globally": bool(entry.get("availableGlobally", True)),
+    })

@@ -1,0 +1,163 @@
+"""The JSON Schema of a workflow config: the authoritative shape the builder's forms use.
+
+Structure only; the semantic rules (ids, targets, reachability, cycles, templates, saved
+actions, UI artifacts) live in validation.py and come back with the same problem shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SEMVER = r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$"
+ID = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+STEP_TYPES = ["task", "approval", "conditional_routing", "llm", "query", "notification"]
+BRANCH_TYPES = ["fixed", "llm", "saved_action", "rag"]
+NOTIFICATION_TYPES = ["in_app", "email", "slack", "webhook"]
+VARIABLE_TYPES = ["text", "date", "number", "select"]
+FORBIDDEN_KEYS = ("ui", "artifacts", "cardTitle", "cardDescription", "styles")
+
+_text = {"type": "string"}
+_nonempty = {"type": "string", "minLength": 1}
+_id = {"type": "string", "pattern": ID}
+_range = {
+    "type": "object",
+    "properties": {"min": {"type": "integer"}, "max": {"type": "integer"}},
+    "minProperties": 1,
+    "additionalProperties": False,
+}
+
+CONFIG_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://stepwise.dev/schemas/workflow-config.json",
+    "title": "Stepwise workflow config",
+    "description": "Logic and content of a workflow; no UI artifacts.",
+    "type": "object",
+    "required": ["id", "name", "description", "version", "trigger", "context", "steps"],
+    "properties": {
+        "id": _id,
+        "name": _nonempty,
+        "description": _text,
+        "version": {"type": "string", "pattern": SEMVER,
+                    "description": "Semantic version, e.g. 1.0.0"},
+        "trigger": {"$ref": "#/$defs/trigger"},
+        "context": {
+            "type": "object",
+            "properties": {"systemPrompt": _text, "passStepOutputs": {"type": "boolean"}},
+        },
+        "variables": {"type": "array", "items": {"$ref": "#/$defs/variable"}},
+        "steps": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/step"},
+                  "description": "The first step is the entry."},
+    },
+    "$defs": {
+        "trigger": {
+            "type": "object",
+            "properties": {
+                "daysUntilRenewal": {**_range, "description": "Inclusive range; negative is "
+                                     "overdue."},
+                "earlyTriggers": {"type": "array", "items": {
+                    "type": "object", "required": ["id", "condition"],
+                    "properties": {"id": _id, "condition": _nonempty, "description": _text},
+                }},
+                "manualTriggers": {"type": "array", "items": _nonempty, "uniqueItems": True},
+            },
+        },
+        "variable": {
+            "type": "object",
+            "required": ["name", "type"],
+            "properties": {
+                "name": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"},
+                "displayName": _text,
+                "type": {"enum": VARIABLE_TYPES},
+                "options": {"type": "array", "items": _text, "minItems": 1},
+                "required": {"type": "boolean"},
+                "default": {"type": ["string", "number", "boolean", "null"]},
+                "description": _text,
+            },
+            "if": {"properties": {"type": {"const": "select"}}, "required": ["type"]},
+            "then": {"required": ["options"]},
+        },
+        "step": {
+            "type": "object",
+            "required": ["id", "name", "type"],
+            "properties": {
+                "id": _id,
+                "name": _nonempty,
+                "type": {"enum": STEP_TYPES},
+                "description": _text,
+                "approver": {**_nonempty, "description": "Handlebars, e.g. {{csm.manager}}"},
+                "allowRevisit": {"type": "boolean",
+                                 "description": "Opt in to cycles through this step."},
+                "execution": {
+                    "type": "object",
+                    "properties": {"llmPrompt": _nonempty, "processor": _text,
+                                   "timeoutSeconds": {"type": "integer", "minimum": 1}},
+                },
+                "routing": {
+                    "type": "object",
+                    "properties": {
+                        "routes": {"type": "array", "items": {
+                            "type": "object", "required": ["condition", "next"],
+                            "properties": {"condition": _nonempty, "next": _id},
+                        }},
+                        "defaultRoute": _id,
+                    },
+                },
+                "notifications": {"type": "array", "items": {"$ref": "#/$defs/notification"}},
+                "chatBranches": {"type": "array", "items": {"$ref": "#/$defs/chatBranch"}},
+                "inputs": {"type": "array", "items": _text},
+                "outputs": {"type": "array", "items": _text},
+            },
+            "allOf": [
+                {"if": {"properties": {"type": {"const": "query"}}, "required": ["type"]},
+                 "then": {"required": ["execution"],
+                          "properties": {"execution": {"required": ["llmPrompt"]}}}},
+                {"if": {"properties": {"type": {"const": "approval"}}, "required": ["type"]},
+                 "then": {"required": ["approver"]}},
+            ],
+        },
+        "notification": {
+            "type": "object",
+            "required": ["type", "title", "recipients"],
+            "properties": {
+                "id": _id,
+                "type": {"enum": NOTIFICATION_TYPES},
+                "title": _nonempty,
+                "message": _text,
+                "recipients": {"type": "array", "minItems": 1, "items": _nonempty},
+                "priority": {"enum": ["low", "normal", "high", "urgent"]},
+                "condition": _nonempty,
+                "actionTriggered": _nonempty,
+                "schedule": {
+                    "type": "object",
+                    "properties": {"daysOverdue": {"type": "integer", "minimum": 0},
+                                   "daysUntilRenewal": {"type": "integer"}},
+                    "minProperties": 1,
+                    "additionalProperties": False,
+                },
+                "metadata": {"type": "object"},
+            },
+        },
+        "chatBranch": {
+            "type": "object",
+            "required": ["id", "label", "type"],
+            "properties": {
+                "id": _id,
+                "label": _nonempty,
+                "type": {"enum": BRANCH_TYPES},
+                "userPrompts": {"type": "array", "items": _nonempty},
+                "response": _text,
+                "next": _id,
+                "savedAction": _id,
+                "allowOffScript": {"type": "boolean"},
+                "returnToStep": _id,
+                "triggersAction": _nonempty,
+            },
+            "allOf": [
+                {"if": {"properties": {"type": {"const": "saved_action"}}, "required": ["type"]},
+                 "then": {"required": ["savedAction"]}},
+                {"if": {"properties": {"type": {"const": "fixed"}}, "required": ["type"]},
+                 "then": {"required": ["userPrompts"]}},
+            ],
+        },
+    },
+}

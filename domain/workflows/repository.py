@@ -1,0 +1,187 @@
+"""Every query for workflows and their versions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import and_, exists, func, literal, or_, select, text, true, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from domain.workflows.listing import WorkflowFilter, WorkflowOrder
+from domain.workflows.models import Workflow, WorkflowVersion
+
+_SET_ACTOR = text("SELECT set_config('app.user_id', :user, true), "
+                  "set_config('app.change_description', :description, true)")
+W = Workflow
+
+
+async def set_actor(session: AsyncSession, user_id: UUID | None, description: str | None) -> None:
+    """Who is writing and why, for the versioning trigger (transaction-local)."""
+    await session.execute(_SET_ACTOR, {"user": str(user_id) if user_id else "",
+                                       "description": description or ""})
+
+
+async def add(session: AsyncSession, values: dict[str, Any]) -> Workflow:
+    statement = insert(Workflow).values(**values).returning(Workflow)
+    row: Workflow = (await session.scalars(
+        statement, execution_options={"populate_existing": True})).one()
+    return row
+
+
+async def change(session: AsyncSession, workflow_id: UUID, values: dict[str, Any]
+                 ) -> Workflow | None:
+    """UPDATE one row and return it as stored (trigger-maintained columns included)."""
+    statement = (update(Workflow).where(W.id == workflow_id).values(**values)  # type: ignore[arg-type]
+                 .returning(Workflow))
+    result = await session.scalars(statement, execution_options={
+        "populate_existing": True, "synchronize_session": False})
+    return result.one_or_none()
+
+
+async def get(session: AsyncSession, workflow_id: UUID) -> Workflow | None:
+    # RLS limits this to the caller's rows and core rows.
+    rows = await session.scalars(select(Workflow).where(W.id == workflow_id)  # type: ignore[arg-type]
+                                 .execution_options(populate_existing=True))
+    return rows.one_or_none()
+
+
+async def get_many(session: AsyncSession, ids: Sequence[UUID]) -> list[Workflow]:
+    rows = await session.scalars(select(Workflow).where(W.id.in_(ids)))  # type: ignore[attr-defined]
+    return list(rows)
+
+
+async def by_key(session: AsyncSession, key: str) -> Workflow | None:
+    """The tenant's own live workflow with `key`, else the core one (shadowing)."""
+    statement = (select(Workflow)
+                 .where(W.key == key, W.deleted_at.is_(None))  # type: ignore[union-attr,arg-type]
+                 .order_by(W.tenant_id.is_(None)).limit(1))  # type: ignore[union-attr]
+    return (await session.scalars(statement)).first()
+
+
+async def own_by_key(session: AsyncSession, tenant_id: UUID, key: str) -> Workflow | None:
+    statement = select(Workflow).where(W.tenant_id == tenant_id, W.key == key)  # type: ignore[arg-type]
+    return (await session.scalars(statement)).first()
+
+
+def _visible(spec: WorkflowFilter) -> Any:
+    conditions: list[Any] = []
+    if not spec.include_deleted:
+        conditions.append(W.deleted_at.is_(None))  # type: ignore[union-attr]
+    if spec.search:
+        pattern = "%" + spec.search.replace("\\", "\\\\").replace("%", "\\%").replace(
+            "_", "\\_") + "%"
+        conditions.append(or_(W.name.ilike(pattern), W.description.ilike(pattern)))  # type: ignore[attr-defined]
+    if spec.tags:
+        conditions.append(W.tags.contains(spec.tags))  # type: ignore[attr-defined]
+    if spec.is_core is not None:
+        conditions.append(W.tenant_id.is_(None) if spec.is_core  # type: ignore[union-attr]
+                          else W.tenant_id.is_not(None))  # type: ignore[union-attr]
+    if spec.is_template is not None:
+        conditions.append(W.is_template == spec.is_template)  # type: ignore[arg-type]
+    # A core workflow is hidden where the tenant has its own live workflow with the same key.
+    own = aliased(Workflow)
+    shadowed = exists().where(own.key == W.key, own.tenant_id.is_not(None),  # type: ignore[union-attr]
+                              own.deleted_at.is_(None))  # type: ignore[union-attr]
+    conditions.append(or_(W.tenant_id.is_not(None), ~shadowed))  # type: ignore[union-attr]
+    return select(Workflow).where(and_(true(), *conditions)).cte("visible")
+
+
+async def list_page(session: AsyncSession, spec: WorkflowFilter, order: WorkflowOrder, *,
+                    limit: int, after: tuple[Any, UUID] | None) -> tuple[list[Workflow], int]:
+    """Up to `limit` rows after the keyset position, and the filter's total, in one query."""
+    visible = _visible(spec)
+    row = aliased(Workflow, visible)
+    sort = getattr(row, order.column)
+    total = select(func.count()).select_from(visible).scalar_subquery()
+    statement = select(row, total.label("total"))
+    if after is not None:
+        position = tuple_(sort, row.id)
+        bound = tuple_(literal(after[0]), literal(after[1]))
+        statement = statement.where(position < bound if order.descending else position > bound)
+    ordering = (sort.desc(), row.id.desc()) if order.descending else (sort.asc(), row.id.asc())
+    statement = statement.order_by(*ordering).limit(limit)
+    rows = (await session.execute(statement)).all()
+    if not rows:
+        count = (await session.execute(select(func.count()).select_from(visible))).scalar_one()
+        return [], int(count)
+    return [r[0] for r in rows], int(rows[0][1])
+
+
+async def usage_counts(session: AsyncSession, ids: Sequence[UUID]) -> dict[UUID, int]:
+    """How many visible workflows were cloned from each of `ids`."""
+    statement = (select(W.cloned_from, func.count()).where(W.cloned_from.in_(ids))  # type: ignore[union-attr]
+                 .group_by(W.cloned_from))
+    return {source: count for source, count in (await session.execute(statement)).all()}
+
+
+async def upsert_core(session: AsyncSession, values: dict[str, Any]) -> str:
+    """Insert or refresh one core workflow; 'created', 'updated' or 'unchanged'."""
+    statement = insert(Workflow).values(**values, tenant_id=None, is_core=True)
+    changing = ("name", "description", "version", "tags", "config", "is_template")
+    excluded = statement.excluded
+    current = tuple_(*(getattr(Workflow, c) for c in changing), W.deleted_at)
+    incoming = tuple_(*(excluded[c] for c in changing), literal(None, W.deleted_at.type))  # type: ignore[union-attr]
+    statement = statement.on_conflict_do_update(
+        constraint="uq_workflows_tenant_key",
+        set_={**{c: excluded[c] for c in changing}, "deleted_at": None},
+        where=current.is_distinct_from(incoming),
+    ).returning(W.latest_version, (text("xmax = 0")))
+    result = (await session.execute(statement)).first()
+    if result is None:
+        return "unchanged"
+    return "created" if result[1] else "updated"
+
+
+# Versions
+
+
+async def versions_page(session: AsyncSession, workflow_id: UUID, *, limit: int,
+                        before: int | None) -> tuple[list[WorkflowVersion], int]:
+    """Newest first, `limit` rows below version `before`, and the workflow's version count."""
+    V = WorkflowVersion
+    total = select(func.count()).where(V.workflow_id == workflow_id).scalar_subquery()  # type: ignore[arg-type]
+    statement = select(V, total).where(V.workflow_id == workflow_id)  # type: ignore[arg-type]
+    if before is not None:
+        statement = statement.where(V.number < before)  # type: ignore[arg-type]
+    rows = (await session.execute(statement.order_by(V.number.desc()).limit(limit))).all()  # type: ignore[attr-defined]
+    if not rows:
+        count = (await session.execute(select(func.count()).where(
+            V.workflow_id == workflow_id))).scalar_one()  # type: ignore[arg-type]
+        return [], int(count)
+    return [r[0] for r in rows], int(rows[0][1])
+
+
+async def version(session: AsyncSession, workflow_id: UUID, number: int
+                  ) -> WorkflowVersion | None:
+    V = WorkflowVersion
+    statement = select(V).where(V.workflow_id == workflow_id, V.number == number)  # type: ignore[arg-type]
+    return (await session.scalars(statement)).one_or_none()
+
+
+async def versions_many(session: AsyncSession, keys: Sequence[tuple[UUID, int]]
+                        ) -> list[WorkflowVersion]:
+    V = WorkflowVersion
+    statement = select(V).where(tuple_(V.workflow_id, V.number).in_(list(keys)))
+    return list(await session.scalars(statement))
+
+
+async def tag_version(session: AsyncSession, workflow_id: UUID, number: int, tag: str
+                      ) -> WorkflowVersion | None:
+    """Put `tag` on one version and take it off the workflow's others (a tag names one version)."""
+    V = WorkflowVersion
+    await session.execute(
+        update(V).where(V.workflow_id == workflow_id, V.number != number,  # type: ignore[arg-type]
+                        V.tags.contains([tag]))  # type: ignore[attr-defined]
+        .values(tags=func.array_remove(V.tags, tag)),
+        execution_options={"synchronize_session": False})
+    statement = (update(V).where(V.workflow_id == workflow_id, V.number == number)  # type: ignore[arg-type]
+                 .values(tags=func.array_append(func.array_remove(V.tags, tag), tag))
+                 .returning(V))
+    result = await session.scalars(statement, execution_options={
+        "populate_existing": True, "synchronize_session": False})
+    return result.one_or_none()
+

@@ -1,0 +1,77 @@
+"""Version history: list, get, diff, rollback (a new version equal to an old one), tags."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.auth.tokens import Principal
+from domain.shared.errors import DomainError, NotFound
+from domain.shared.pagination import Page, decode_cursor, encode_cursor, page_size
+from domain.workflows import repository
+from domain.workflows import service as workflows
+from domain.workflows.diff import ConfigDiff, diff_configs
+from domain.workflows.models import Workflow, WorkflowVersion
+
+
+async def history(session: AsyncSession, workflow_id: UUID, *, first: int | None,
+                  after: str | None) -> Page[WorkflowVersion]:
+    """Newest first."""
+    size = page_size(first)
+    position = decode_cursor(after, arity=1)
+    before = position[0] if position else None
+    if before is not None and not isinstance(before, int):
+        raise DomainError("not a cursor from this list", path="after", code="INVALID_CURSOR")
+    rows, total = await repository.versions_page(session, workflow_id, limit=size + 1,
+                                                 before=before)
+    items = rows[:size]
+    return Page(items=items, cursors=[encode_cursor([v.number]) for v in items],
+                has_next=len(rows) > size, total=total, has_previous=after is not None)
+
+
+async def get_version(session: AsyncSession, workflow_id: UUID, number: int
+                      ) -> WorkflowVersion | None:
+    return await repository.version(session, workflow_id, number)
+
+
+async def versions_many(session: AsyncSession, keys: list[tuple[UUID, int]]
+                        ) -> list[WorkflowVersion]:
+    return await repository.versions_many(session, keys)
+
+
+async def compare(session: AsyncSession, workflow_id: UUID, from_version: int, to_version: int
+                  ) -> ConfigDiff | None:
+    """None when the workflow or either version is not visible."""
+    old = await repository.version(session, workflow_id, from_version)
+    new = await repository.version(session, workflow_id, to_version)
+    if old is None or new is None:
+        return None
+    return diff_configs(old.config, new.config)
+
+
+async def rollback(session: AsyncSession, me: Principal, workflow_id: UUID, to_version: int
+                   ) -> Workflow:
+    """A new version whose config equals `to_version` (a no-op when it already does)."""
+    row = await workflows.writable(session, workflow_id, path="id")
+    target = await repository.version(session, workflow_id, to_version)
+    if target is None:
+        raise NotFound(f"version {to_version} does not exist", path="toVersion")
+    bound = await workflows.checked_config(session, target.config, key=row.key)
+    await repository.set_actor(session, me.user_id, f"Rolled back to version {to_version}")
+    changed = await repository.change(session, row.id, {"config": bound,
+                                                        "version": bound["version"]})
+    assert changed is not None
+    return changed
+
+
+async def tag(session: AsyncSession, me: Principal, workflow_id: UUID, number: int, name: str
+              ) -> WorkflowVersion:
+    """Put a tag ("production", "v1.2.0") on a version; it leaves any other version."""
+    await workflows.writable(session, workflow_id, path="id", allow_deleted=True)
+    name = name.strip()
+    workflows.clean_tags([name], path="tag")
+    tagged = await repository.tag_version(session, workflow_id, number, name)
+    if tagged is None:
+        raise NotFound(f"version {number} does not exist", path="number")
+    return tagged
