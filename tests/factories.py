@@ -75,3 +75,18 @@ class GraphQLClient:
         assert not payload.get("errors"), payload["errors"]
         data: dict[str, Any] = payload["data"]
         return data
+
+
+def contract_operation(name: str) -> str:
+    """The text of a named operation from the contract documents (the repo copy)."""
+    from graphql import OperationDefinitionNode, parse
+
+    from domain.shared.settings import PROJECT_ROOT
+
+    for path in sorted((PROJECT_ROOT / "tests" / "contract").glob("*.graphql")):
+        source = path.read_text()
+        for definition in parse(source).definitions:
+            if isinstance(definition, OperationDefinitionNode) and definition.name \
+                    and definition.name.value == name:
+                return source[definition.loc.start:definition.loc.end]  # type: ignore[union-attr]
+    raise KeyError(name)

@@ -12,7 +12,7 @@ from graphql import OperationDefinitionNode, parse
 from domain.shared.settings import PROJECT_ROOT
 from tests.factories import GraphQLClient, TenantHandle
 
-CONTRACT = PROJECT_ROOT.parent / "shared" / "contract"
+CONTRACT = PROJECT_ROOT / "tests" / "contract"  # the repo copy of ../shared/contract
 
 
 @cache
