@@ -1,0 +1,179 @@
+"""The Handlebars engine: helpers, escaping, broken templates, caching, notifications."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from domain.templating import engine
+from domain.templating.engine import TemplateError, condition_holds, problems, render
+from domain.templating.notifications import preview, render_notification
+
+CONTEXT: dict[str, Any] = {
+    "customer": {"name": "Acme & Sons <Ltd>", "arr": "250000", "healthScore": 35,
+                 "hasAccountPlan": True, "renewalDate": "2026-12-20"},
+    "workflow": {"daysUntilRenewal": -8, "daysOverdue": 8, "renewalARR": 250000,
+                 "hoursUntilRenewal": None},
+    "csm": {"email": "csm@acme.test", "manager": None},
+    "company": {"vpCustomerSuccess": "vp@acme.test", "ceo": ""},
+    "accountTeam": {"allEmails": "ae@acme.test,csm@acme.test"},
+}
+
+
+class TestHelpers:
+    @pytest.mark.parametrize(("template", "expected"), [
+        ("{{gte customer.arr 100000}}", "true"),        # number given as a string
+        ("{{gt \"10\" \"9\"}}", "true"),                # both strings: numeric, not lexical
+        ("{{lt customer.arr \"1e6\"}}", "true"),
+        ("{{lte workflow.renewalARR customer.arr}}", "true"),
+        ("{{eq customer.arr 250000}}", "true"),
+        ("{{eq customer.healthScore \"35\"}}", "true"),
+        ("{{eq customer.hasAccountPlan \"true\"}}", "true"),
+        ("{{eq \"a\" \"b\"}}", "false"),
+        ("{{abs workflow.daysUntilRenewal}}", "8"),
+        ("{{abs \"-2.50\"}}", "2.5"),
+        ("{{and customer.hasAccountPlan (gte workflow.renewalARR 100000)}}", "true"),
+        ("{{or (lt customer.healthScore 20) (gt workflow.daysOverdue 7)}}", "true"),
+        ("{{not (and (gte (abs workflow.daysUntilRenewal) 7) (lt customer.healthScore 40))}}",
+         "false"),
+        ("{{#if (gte workflow.renewalARR 250000)}}high{{else}}low{{/if}}", "high"),
+        ("{{#unless (eq customer.healthScore 100)}}at risk{{/unless}}", "at risk"),
+    ])
+    def test_values_numbers_and_nested_subexpressions(self, template: str, expected: str) -> None:
+        assert render(template, CONTEXT) == expected
+
+    @pytest.mark.parametrize(("template", "expected"), [
+        ("{{gte missing.value 1}}", "false"),
+        ("{{lt missing.value 1}}", "false"),
+        ("{{gt 1 workflow.hoursUntilRenewal}}", "false"),  # null
+        ("{{eq missing.value nothing.either}}", "true"),
+        ("{{eq missing.value 0}}", "false"),
+        ("{{eq missing.value \"\"}}", "false"),
+        ("{{not missing.value}}", "true"),
+        ("{{not company.ceo}}", "true"),                  # empty string is false
+        ("{{and missing.value true}}", "false"),
+        ("{{or missing.value company.ceo}}", "false"),
+        ("{{abs missing.value}}", ""),
+        ("{{abs \"abc\"}}", ""),
+        ("{{abs \"1e999999999\"}}", ""),                 # no giant integers
+        ("{{gte \"abc\" 5}}", "false"),                  # text against a number: no order
+        ("{{gte \"NaN\" 5}}", "false"),
+        ("{{gte (abs missing.value) 7}}", "false"),
+        ("{{#if (gte missing.value 1)}}yes{{else}}no{{/if}}", "no"),
+    ])
+    def test_missing_and_odd_values_never_raise(self, template: str, expected: str) -> None:
+        assert render(template, CONTEXT) == expected
+
+    @pytest.mark.parametrize(("template", "holds"), [
+        ("{{gte workflow.daysOverdue 7}}", True), ("{{gte workflow.daysOverdue 9}}", False),
+        ("", False), ("  ", False), ("false", False), ("0", False), ("null", False),
+        ("{{company.ceo}}", False), ("{{csm.email}}", True), ("{{abs 0}}", False),
+    ])
+    def test_conditions(self, template: str, holds: bool) -> None:
+        assert condition_holds(template, CONTEXT) is holds
+
+
+class TestEscaping:
+    def test_html_escapes_values_and_text_does_not(self) -> None:
+        template = "<b>{{customer.name}}</b>"
+        assert render(template, CONTEXT, html=True) == "<b>Acme &amp; Sons &lt;Ltd&gt;</b>"
+        assert render(template, CONTEXT) == "<b>Acme & Sons <Ltd></b>"
+
+    def test_triple_stash_is_raw_on_every_channel(self) -> None:
+        assert render("{{{customer.name}}}", CONTEXT, html=True) == "Acme & Sons <Ltd>"
+
+    def test_blocks_and_helpers_keep_working_unescaped(self) -> None:
+        template = "{{#if customer.hasAccountPlan}}{{customer.name}} ({{abs -3}}){{/if}}"
+        assert render(template, CONTEXT) == "Acme & Sons <Ltd> (3)"
+        assert render(template, CONTEXT, html=True) == "Acme &amp; Sons &lt;Ltd&gt; (3)"
+
+
+class TestBrokenTemplates:
+    @pytest.mark.parametrize(("template", "code"), [
+        ("Renewal {{#if customer.name}}soon. Escalate now.", "TEMPLATE_TRUNCATED"),
+        ("{{#if a}}x{{else}}y and the rest", "TEMPLATE_TRUNCATED"),
+        ("{{#each steps}}{{this}}", "TEMPLATE_TRUNCATED"),
+        ("{{!-- an unclosed comment", "TEMPLATE_TRUNCATED"),
+        ("Hi {{customer.name", "TEMPLATE_SYNTAX"),
+        ("{{/if}}", "TEMPLATE_SYNTAX"),
+        ("{{#if a}}x{{/each}}", "TEMPLATE_SYNTAX"),
+        ("{{shout customer.name}}", "TEMPLATE_UNKNOWN_HELPER"),
+        ("{{#if customer.missing}}{{shout 1}}{{/if}}", "TEMPLATE_UNKNOWN_HELPER"),
+        ("{{#if (shout 1)}}x{{/if}}", "TEMPLATE_UNKNOWN_HELPER"),
+        ("{{#if a}}x{{else if b}}y{{/if}}", "TEMPLATE_UNSUPPORTED"),
+        ("{{> partial}}", "TEMPLATE_UNSUPPORTED"),
+        ("{{#if}}x{{/if}}", "TEMPLATE_RENDER"),
+        ("x" * (engine.MAX_LENGTH + 1), "TEMPLATE_TOO_LONG"),
+    ])
+    def test_is_an_error_never_a_shortened_output(self, template: str, code: str) -> None:
+        with pytest.raises(TemplateError) as caught:
+            render(template, CONTEXT)
+        assert caught.value.code == code
+        assert [p.code for p in problems(template, path="$.x")] == [code]
+
+    def test_a_failure_is_cached_too(self) -> None:
+        template = "{{#if customer.name}}never closed"
+        for _ in range(3):
+            with pytest.raises(TemplateError):
+                render(template, CONTEXT)
+        assert engine._verify.cache_info().hits >= 2
+
+    def test_unknown_roots_are_problems_but_still_render(self) -> None:
+        assert [p.code for p in problems("{{custmer.name}}", path="$.t")] == [
+            "TEMPLATE_UNKNOWN_ROOT"]
+        assert render("{{custmer.name}}", CONTEXT) == ""
+
+
+class TestCache:
+    def test_a_template_compiles_once_per_escaping_mode(self) -> None:
+        engine.clear_caches()
+        for _ in range(5):
+            render("{{customer.name}} cached", CONTEXT)
+            render("{{customer.name}} cached", CONTEXT, html=True)
+        info = engine.cache_info()
+        # The check probe (with sentinel), the text and the HTML variant: three compilations.
+        assert info["compile"]["misses"] == 3
+        assert info["verify"]["misses"] == 1
+
+
+NOTE: dict[str, Any] = {
+    "id": "war-room", "type": "email", "title": "War room: {{customer.name}}",
+    "message": "<p>{{customer.name}} is {{workflow.daysOverdue}} days overdue</p>",
+    "recipients": ["{{csm.manager}}", "{{company.vpCustomerSuccess}}",
+                   "{{accountTeam.allEmails}}", "CSM@acme.test"],
+    "condition": "{{gte workflow.daysOverdue 7}}",
+}
+
+
+class TestNotificationRendering:
+    def test_email_escapes_the_body_only(self) -> None:
+        rendered = render_notification(NOTE, CONTEXT, step_id="s1")
+        assert rendered.title == "War room: Acme & Sons <Ltd>"
+        assert rendered.message == "<p>Acme &amp; Sons &lt;Ltd&gt; is 8 days overdue</p>"
+        assert rendered.condition_met is True
+        assert rendered.problems == []
+
+    @pytest.mark.parametrize("channel", ["slack", "in_app", "webhook"])
+    def test_text_channels_are_not_escaped(self, channel: str) -> None:
+        rendered = render_notification({**NOTE, "type": channel}, CONTEXT)
+        assert rendered.message == "<p>Acme & Sons <Ltd> is 8 days overdue</p>"
+
+    def test_recipients_are_split_deduplicated_and_empty_ones_dropped(self) -> None:
+        rendered = render_notification(NOTE, CONTEXT)
+        assert rendered.recipients == ["vp@acme.test", "ae@acme.test", "csm@acme.test"]
+
+    def test_a_broken_part_is_a_problem_with_its_path(self) -> None:
+        config = {"steps": [{"id": "a"}, {"id": "b", "notifications": [
+            {**NOTE, "message": "{{#if x}}cut", "condition": "{{nope 1}}"}]}]}
+        [rendered] = preview(config, CONTEXT)
+        assert rendered.step_id == "b"
+        assert rendered.message is None
+        assert rendered.condition_met is False
+        assert {(p.code, p.path) for p in rendered.problems} == {
+            ("TEMPLATE_TRUNCATED", "$.steps[1].notifications[0].message"),
+            ("TEMPLATE_UNKNOWN_HELPER", "$.steps[1].notifications[0].condition")}
+
+    def test_no_condition_means_true(self) -> None:
+        rendered = render_notification({"type": "slack", "title": "t", "recipients": []}, {})
+        assert rendered.condition_met is True

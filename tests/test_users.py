@@ -1,0 +1,113 @@
+"""createUser and updateCompanyContacts: admins only, validation, tenant isolation."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from domain.users.models import Role
+from tests.factories import make_tenant, make_user
+from tests.factories_customers import contract
+
+pytestmark = pytest.mark.asyncio
+
+CONTACTS = "{ companyContacts { vpCustomerSuccess ceo other } }"
+
+
+class TestCreateUser:
+    async def test_an_admin_creates_a_user_with_a_manager(self, gql, settings) -> None:
+        tenant = await make_tenant(settings)
+        manager = await make_user(tenant, email="boss@acme.test")
+        data = await gql(contract("CreateUser"), {"input": {
+            "email": "pat@acme.test", "name": "Pat", "role": "EDITOR", "managerId": str(manager),
+        }}, token=tenant.token)
+        payload = data["createUser"]
+        assert payload["errors"] == []
+        user = payload["user"]
+        assert uuid.UUID(user["id"])
+        assert {k: v for k, v in user.items() if k != "id"} == {
+            "email": "pat@acme.test", "name": "Pat", "role": "EDITOR",
+            "manager": {"id": str(manager), "email": "boss@acme.test"}}
+
+    @pytest.mark.parametrize("role", [Role.EDITOR, Role.VIEWER])
+    async def test_only_admins_create_users(self, gql, settings, role) -> None:
+        tenant = await make_tenant(settings)
+        caller = await make_user(tenant, role=role)
+        data = await gql(contract("CreateUser"), {"input": {
+            "email": "x@acme.test", "name": "X", "role": "ADMIN"}},
+            token=tenant.token_for(caller, role))
+        assert data["createUser"] == {"user": None, "errors": [
+            {"code": "FORBIDDEN", "message": "this needs the admin role", "path": None}]}
+
+    async def test_emails_are_unique_per_tenant_case_insensitively(self, gql, settings) -> None:
+        a, b = await make_tenant(settings), await make_tenant(settings)
+        variables = {"input": {"email": "Same@Acme.test", "name": "S", "role": "VIEWER"}}
+        assert (await gql(contract("CreateUser"), variables, token=a.token))[
+            "createUser"]["errors"] == []
+        again = {"input": {**variables["input"], "email": "same@acme.TEST"}}
+        errors = (await gql(contract("CreateUser"), again, token=a.token))["createUser"]["errors"]
+        assert [(e["code"], e["path"]) for e in errors] == [("EMAIL_TAKEN", "input.email")]
+        # Another tenant may use the address: keys are per tenant.
+        assert (await gql(contract("CreateUser"), variables, token=b.token))[
+            "createUser"]["errors"] == []
+
+    async def test_a_manager_from_another_tenant_is_not_found(self, gql, settings) -> None:
+        a, b = await make_tenant(settings), await make_tenant(settings)
+        foreign = await make_user(b)
+        for manager in (str(foreign), str(uuid.uuid4()), "nope"):
+            data = await gql(contract("CreateUser"), {"input": {
+                "email": f"{uuid.uuid4().hex[:6]}@a.test", "name": "N", "role": "VIEWER",
+                "managerId": manager}}, token=a.token)
+            assert [(e["code"], e["path"]) for e in data["createUser"]["errors"]] == [
+                ("NOT_FOUND", "input.managerId")]
+
+    @pytest.mark.parametrize(("field", "value", "code"), [
+        ("email", "not an email", "INVALID_EMAIL"), ("name", "  ", "REQUIRED")])
+    async def test_bad_input_is_reported(self, gql, settings, field, value, code) -> None:
+        tenant = await make_tenant(settings)
+        variables = {"input": {"email": "ok@a.test", "name": "Ok", "role": "VIEWER", field: value}}
+        data = await gql(contract("CreateUser"), variables, token=tenant.token)
+        assert [(e["code"], e["path"]) for e in data["createUser"]["errors"]] == [
+            (code, f"input.{field}")]
+
+
+class TestCompanyContacts:
+    async def test_an_admin_sets_and_partially_updates_contacts(self, gql, settings) -> None:
+        tenant = await make_tenant(settings)
+        update = contract("UpdateCompanyContacts")
+        data = await gql(update, {"input": {"vpCustomerSuccess": "vp@acme.test",
+                                            "ceo": "ceo@acme.test",
+                                            "other": {"cfo": "cfo@acme.test"}}},
+                         token=tenant.token)
+        assert data["updateCompanyContacts"]["errors"] == []
+        await gql(update, {"input": {"ceo": "new-ceo@acme.test"}}, token=tenant.token)
+        assert (await gql(CONTACTS, token=tenant.token))["companyContacts"] == {
+            "vpCustomerSuccess": "vp@acme.test", "ceo": "new-ceo@acme.test",
+            "other": {"cfo": "cfo@acme.test"}}
+        await gql(update, {"input": {"vpCustomerSuccess": None, "other": {}}}, token=tenant.token)
+        assert (await gql(CONTACTS, token=tenant.token))["companyContacts"] == {
+            "vpCustomerSuccess": None, "ceo": "new-ceo@acme.test", "other": {}}
+
+    async def test_only_admins_update_contacts(self, gql, settings) -> None:
+        tenant = await make_tenant(settings)
+        editor = await make_user(tenant, role=Role.EDITOR)
+        data = await gql(contract("UpdateCompanyContacts"), {"input": {"ceo": "c@a.test"}},
+                         token=tenant.token_for(editor, Role.EDITOR))
+        assert [e["code"] for e in data["updateCompanyContacts"]["errors"]] == ["FORBIDDEN"]
+        assert (await gql(CONTACTS, token=tenant.token))["companyContacts"]["ceo"] is None
+
+    async def test_bad_contacts_are_reported_together(self, gql, settings) -> None:
+        tenant = await make_tenant(settings)
+        data = await gql(contract("UpdateCompanyContacts"), {"input": {
+            "vpCustomerSuccess": "nope", "other": {"ceo": "x@a.test", "cro": "bad"}}},
+            token=tenant.token)
+        assert {(e["code"], e["path"]) for e in data["updateCompanyContacts"]["errors"]} == {
+            ("INVALID_EMAIL", "input.vpCustomerSuccess"), ("INVALID_KEY", "input.other.ceo"),
+            ("INVALID_EMAIL", "input.other.cro")}
+
+    async def test_contacts_are_per_tenant(self, gql, settings) -> None:
+        a, b = await make_tenant(settings), await make_tenant(settings)
+        await gql(contract("UpdateCompanyContacts"), {"input": {"ceo": "ceo@a.test"}},
+                  token=a.token)
+        assert (await gql(CONTACTS, token=b.token))["companyContacts"]["ceo"] is None
