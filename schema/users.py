@@ -8,11 +8,11 @@ from typing import Annotated, Any
 import strawberry
 from strawberry.scalars import JSON
 
+from domain.tenants.models import CompanyContacts as CompanyContactsModel
 from domain.tenants.models import Tenant as TenantModel
 from domain.users.models import Role as RoleModel
 from domain.users.models import User as UserModel
 from resolvers import users as resolve
-from domain.tenants.models import CompanyContacts as CompanyContactsModel
 from schema.context import Info
 from schema.errors import UserError, attempt
 

@@ -63,7 +63,8 @@ def _compile(source: str, html: bool) -> Template | TemplateError:
 def _verify(source: str) -> TemplateError | None:
     """What is wrong with the template (truncation, unknown helper, ...), or None."""
     if len(source) > MAX_LENGTH:
-        return TemplateError("TEMPLATE_TOO_LONG", f"templates are limited to {MAX_LENGTH} characters")
+        return TemplateError("TEMPLATE_TOO_LONG",
+                             f"templates are limited to {MAX_LENGTH} characters")
     if uses_partials(source):
         return TemplateError("TEMPLATE_UNSUPPORTED", "partials ({{> name}}) are not supported")
     if "else" in helper_calls(source):
@@ -88,7 +89,8 @@ def _verify(source: str) -> TemplateError | None:
     if not output.endswith(_SENTINEL):
         return TemplateError(
             "TEMPLATE_TRUNCATED",
-            "template is cut short (an unclosed block, comment or '{{'): its end would never render",
+            "template is cut short (an unclosed block, comment or '{{'): "
+            "its end would never render",
         )
     return None
 

@@ -33,9 +33,11 @@ class RenderedNotification:
     recipients: list[str]
     condition_met: bool
     problems: list[Problem] = field(default_factory=list)
+    schedule: Any = None
 
 
-def notifications_of(config: Mapping[str, Any]) -> Iterator[tuple[str | None, str, Mapping[str, Any]]]:
+def notifications_of(config: Mapping[str, Any]
+                     ) -> Iterator[tuple[str | None, str, Mapping[str, Any]]]:
     """(step id, JSON path, notification) for every notification, in step order."""
     steps = config.get("steps") if isinstance(config, Mapping) else None
     for s_index, step in enumerate(steps if isinstance(steps, list) else []):
@@ -104,6 +106,7 @@ def render_notification(notification: Mapping[str, Any], context: Mapping[str, A
         step_id=step_id, notification_id=identifier if isinstance(identifier, str) else None,
         type=kind, title=title, message=message, recipients=split_recipients(rendered),
         condition_met=condition_met, problems=problems,
+        schedule=notification.get("schedule"),
     )
 
 

@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.context import builder
 from domain.customers.errors import CustomerNotFound
-from domain.shared.errors import Problem
+from domain.shared.errors import NotFound, Problem
 from domain.templating.engine import TemplateError, problems, render
 from domain.templating.notifications import RenderedNotification, preview
+from domain.workflows import service as workflows
 
 
 @dataclass(frozen=True)
@@ -60,3 +61,15 @@ async def notifications_for_customer(
     """Every notification of `config` rendered for the customer; CustomerNotFound if hidden."""
     context = await builder.build(session, customer_id, now=now)
     return preview(config, run_context(context, config))
+
+
+async def notifications_for_key(session: AsyncSession, workflow_key: str,
+                                customer_id: UUID | str, *, now: datetime | None = None
+                                ) -> list[RenderedNotification]:
+    """The notifications of the workflow the tenant resolves `workflow_key` to (its own
+    shadows the core one), rendered for the customer; NotFound for either being hidden."""
+    context = await builder.build(session, customer_id, now=now)
+    workflow = await workflows.resolve_key(session, workflow_key)
+    if workflow is None:
+        raise NotFound("no such workflow", path="workflowKey")
+    return preview(workflow.config, run_context(context, workflow.config))
