@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from uuid import UUID
 
 from sqlalchemy import any_, select
@@ -21,7 +22,7 @@ async def get(session: AsyncSession, tenant_id: UUID) -> Tenant | None:
     return await session.get(Tenant, tenant_id)
 
 
-async def get_many(session: AsyncSession, ids: list[UUID]) -> list[Tenant]:
+async def get_many(session: AsyncSession, ids: Sequence[UUID]) -> list[Tenant]:
     rows = await session.execute(select(Tenant).where(Tenant.id == any_(list(ids))))
     return list(rows.scalars())
 
