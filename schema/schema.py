@@ -22,6 +22,9 @@ MODULES = (
     "schema.users",
     "schema.customers",
     "schema.templating",
+    "schema.workflows",
+    "schema.workflow_mutations",
+    "schema.saved_actions",
 )
 _loaded = [importlib.import_module(name) for name in MODULES]
 QUERIES: tuple[type, ...] = tuple(m.Query for m in _loaded if hasattr(m, "Query"))

@@ -1,0 +1,178 @@
+"""Resolvers for workflows and versions: thin calls into the domain, loaders for lists."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from strawberry.dataloader import DataLoader
+
+from domain.shared.errors import NotFound, Problem
+from domain.shared.pagination import Page
+from domain.users.models import Role, User
+from domain.workflows import branches, transfer, versions
+from domain.workflows import service as workflows
+from domain.workflows.config_schema import CONFIG_SCHEMA
+from domain.workflows.diff import ConfigDiff
+from domain.workflows.listing import WorkflowFilter, WorkflowOrder
+from domain.workflows.models import Workflow, WorkflowVersion
+from schema.context import Info
+from schema.loaders import by_key
+
+
+def parse_id(value: str | None, *, path: str) -> UUID:
+    """A UUID, or the same NotFound a missing row gives (no hint about malformed ids)."""
+    try:
+        return UUID(str(value))
+    except ValueError:
+        raise NotFound("no such workflow", path=path) from None
+
+
+def _maybe_id(value: str) -> UUID | None:
+    try:
+        return UUID(value)
+    except ValueError:
+        return None
+
+
+async def page(info: Info, *, first: int | None, after: str | None, spec: WorkflowFilter,
+               order: WorkflowOrder) -> Page[Workflow]:
+    return await workflows.list_workflows(info.context.session, spec, order, first=first,
+                                          after=after)
+
+
+async def one(info: Info, *, workflow_id: str | None, key: str | None) -> Workflow | None:
+    if workflow_id is not None:
+        parsed = _maybe_id(workflow_id)
+        if parsed is None:
+            return None
+        loaded: Workflow | None = await info.context.loaders.get(
+            "workflow", lambda c: by_key(c, _get_many)).load(parsed)
+        return loaded
+    if key is not None:
+        return await workflows.resolve_key(info.context.session, key)
+    return None
+
+
+async def _get_many(session: Any, ids: Any) -> list[Workflow]:
+    return await workflows.get_many(session, list(ids))
+
+
+async def creator(info: Info, row: Workflow) -> User | None:
+    if row.created_by is None:
+        return None
+    found: User | None = await info.context.loaders.user.load(row.created_by)
+    return found
+
+
+async def changed_by(info: Info, version: WorkflowVersion) -> User | None:
+    if version.changed_by is None:
+        return None
+    found: User | None = await info.context.loaders.user.load(version.changed_by)
+    return found
+
+
+async def _versions_many(session: Any, keys: Any) -> list[WorkflowVersion]:
+    return await versions.versions_many(session, list(keys))
+
+
+async def version(info: Info, workflow_id: UUID, number: int) -> WorkflowVersion | None:
+    """One version, batched with every other version this request asks for."""
+    loader = info.context.loaders.get("workflow_version", lambda c: by_key(
+        c, _versions_many, key=lambda v: (v.workflow_id, v.number)))
+    found: WorkflowVersion | None = await loader.load((workflow_id, number))
+    return found
+
+
+async def usage_count(info: Info, workflow_id: UUID) -> int:
+    async def fetch(keys: list[UUID]) -> list[int]:
+        counts = await workflows.usage_counts(info.context.session, keys)
+        return [counts.get(k, 0) for k in keys]
+
+    loader = info.context.loaders.get("workflow_usage", lambda c: DataLoader(load_fn=fetch))
+    count: int = await loader.load(workflow_id)
+    return count
+
+
+async def history(info: Info, workflow_id: UUID, *, first: int | None, after: str | None
+                  ) -> Page[WorkflowVersion]:
+    return await versions.history(info.context.session, workflow_id, first=first, after=after)
+
+
+async def diff(info: Info, workflow_id: str, from_version: int, to_version: int
+               ) -> ConfigDiff | None:
+    parsed = _maybe_id(workflow_id)
+    if parsed is None:
+        return None
+    return await versions.compare(info.context.session, parsed, from_version, to_version)
+
+
+def config_schema() -> dict[str, Any]:
+    return CONFIG_SCHEMA
+
+
+async def validate_config(info: Info, config: Any) -> list[Problem]:
+    return await workflows.config_problems(info.context.session, config)
+
+
+def export_document(row: Workflow) -> dict[str, Any]:
+    return transfer.export_document(row)
+
+
+async def chat_branches(info: Info, key: str, step_id: str) -> list[dict[str, Any]] | None:
+    return await branches.for_step(info.context.session, key, step_id)
+
+
+# Mutations (called inside schema.errors.attempt, so DomainErrors become payload errors)
+
+
+async def create(info: Info, data: dict[str, Any]) -> Workflow:
+    me = info.context.require(Role.EDITOR)
+    return await workflows.create_workflow(info.context.session, me, **data)
+
+
+async def change(info: Info, workflow_id: str, data: dict[str, Any]) -> Workflow:
+    me = info.context.require(Role.EDITOR)
+    return await workflows.update_workflow(info.context.session, me,
+                                           parse_id(workflow_id, path="input.id"), **data)
+
+
+async def rollback(info: Info, workflow_id: str, to_version: int) -> Workflow:
+    me = info.context.require(Role.EDITOR)
+    return await versions.rollback(info.context.session, me, parse_id(workflow_id, path="id"),
+                                   to_version)
+
+
+async def tag(info: Info, workflow_id: str, number: int, name: str) -> WorkflowVersion:
+    me = info.context.require(Role.EDITOR)
+    return await versions.tag(info.context.session, me, parse_id(workflow_id, path="id"), number,
+                              name)
+
+
+async def clone(info: Info, source_id: str, key: str, name: str | None) -> Workflow:
+    me = info.context.require(Role.EDITOR)
+    return await transfer.clone(info.context.session, me,
+                                parse_id(source_id, path="input.sourceId"), key=key, name=name)
+
+
+async def remove(info: Info, workflow_id: str) -> Workflow:
+    me = info.context.require(Role.EDITOR)
+    return await workflows.soft_delete(info.context.session, me, parse_id(workflow_id, path="id"))
+
+
+async def restore(info: Info, workflow_id: str) -> Workflow:
+    me = info.context.require(Role.EDITOR)
+    return await workflows.restore(info.context.session, me, parse_id(workflow_id, path="id"))
+
+
+async def import_document(info: Info, document: Any, key: str | None) -> Workflow:
+    me = info.context.require(Role.EDITOR)
+    return await transfer.import_document(info.context.session, me, document, key=key)
+
+
+async def upsert_branch(info: Info, workflow_id: str, from_step_id: str,
+                        branch: dict[str, Any]) -> Workflow:
+    me = info.context.require(Role.EDITOR)
+    return await branches.upsert(info.context.session, me,
+                                 parse_id(workflow_id, path="input.workflowId"), from_step_id,
+                                 branch)
