@@ -30,7 +30,15 @@ def validate_files(files: list[Path] | None) -> list[str]:
 
 
 async def seed_demo(settings: Settings) -> dict[str, Any]:
-    """A demo tenant with an admin, a manager and a CSM; reused when it exists."""
+    """A demo tenant with an admin, a manager, a CSM, company contacts and three customers
+    renewing in 10, 3 and -8 days (one per core workflow); reused and refreshed when it
+    exists, so the previews always have something to show."""
+    from datetime import timedelta
+
+    from domain.context.dates import today_in, zone
+    from domain.customers import service as customers
+    from domain.tenants import service as tenants_service
+
     async with owner_transaction(settings.database_url) as session:
         existing = await tenants_repository.first_by_name(session, DEMO_TENANT)
     if existing is None:
@@ -49,6 +57,29 @@ async def seed_demo(settings: Settings) -> dict[str, Any]:
             admin = await users.repository.by_email(session, DEMO_ADMIN)
             assert admin is not None
             admin_id = admin.id
+    demo_customers: dict[str, str] = {}
+    async with owner_transaction(settings.database_url, tenant_id=tenant_id) as session:
+        tenant = await tenants_repository.get(session, tenant_id)
+        today = today_in(zone(tenant.time_zone if tenant else None))
+        csm = await users.repository.by_email(session, "csm@demo.stepwise.dev")
+        await tenants_service.update_contacts(
+            session, actor_role=Role.ADMIN, tenant_id=tenant_id,
+            changes={"vp_customer_success": "vp@demo.stepwise.dev",
+                     "ceo": "ceo@demo.stepwise.dev"})
+        for external_id, name, days, arr, plan, health in (
+            ("demo-northwind", "Northwind Traders", 10, 320000, True, 38),
+            ("demo-globex", "Globex Corporation", 3, 275000, True, 55),
+            ("demo-initech", "Initech", -8, 90000, False, 22),
+        ):
+            customer = await customers.upsert(
+                session, tenant_id=tenant_id, role=Role.ADMIN, external_id=external_id,
+                changes={"name": name, "arr": arr, "renewal_date": today + timedelta(days=days),
+                         "has_account_plan": plan, "health_score": health,
+                         "csm_id": csm.id if csm else None,
+                         "account_team": {"ae": f"ae.{external_id}@demo.stepwise.dev",
+                                          "sa": "sa@demo.stepwise.dev"}})
+            demo_customers[name] = str(customer.id)
     token = tokens.mint(secret=settings.jwt_secret, tenant_id=tenant_id, user_id=admin_id,
                         role=Role.ADMIN)
-    return {"tenant_id": str(tenant_id), "user_id": str(admin_id), "token": token}
+    return {"tenant_id": str(tenant_id), "user_id": str(admin_id), "token": token,
+            "customers": demo_customers}
