@@ -32,9 +32,7 @@ IN_PROGRESS = {
     "WorkflowList", "WorkflowByKey", "WorkflowHistory", "CompareVersions", "ConfigSchema",
     "ValidateConfig", "CreateWorkflow", "UpdateWorkflow", "RollbackWorkflow", "TagVersion",
     "CloneWorkflow", "DeleteWorkflow", "RestoreWorkflow", "ExportWorkflow", "ImportWorkflow",
-    "SavedActions", "CreateSavedAction", "StepBranches", "UpsertChatBranch", "CreateUser",
-    "UpdateCompanyContacts", "UpsertCustomer", "Customers", "CustomerContext", "RenderTemplate",
-    "PreviewNotifications",
+    "SavedActions", "CreateSavedAction", "StepBranches", "UpsertChatBranch",
 }
 
 
