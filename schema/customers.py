@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -36,7 +36,8 @@ class Customer:
             id=strawberry.ID(str(model.id)), external_id=model.external_id, name=model.name,
             arr=float(model.arr) if model.arr is not None else None,
             renewal_date=model.renewal_date, has_account_plan=model.has_account_plan,
-            health_score=model.health_score, account_team=dict(model.account_team or {}),
+            health_score=model.health_score,
+            account_team=cast(JSON, dict(model.account_team or {})),
             created_at=model.created_at, updated_at=model.updated_at, _model=model,
         )
 
@@ -95,7 +96,7 @@ class Query:
                                   "asOf pins the clock (default: now).")
     async def workflow_context(self, info: Info, customer_id: strawberry.ID,
                                as_of: datetime | None = None) -> JSON | None:
-        return await resolve.context(info, customer_id, as_of)
+        return cast(JSON | None, await resolve.context(info, customer_id, as_of))
 
 
 @strawberry.type

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -78,9 +78,9 @@ class CompanyContacts:
     @classmethod
     def of(cls, model: CompanyContactsModel | None) -> CompanyContacts:
         if model is None:
-            return cls(vp_customer_success=None, ceo=None, other={})
+            return cls(vp_customer_success=None, ceo=None, other=cast(JSON, {}))
         return cls(vp_customer_success=model.vp_customer_success, ceo=model.ceo,
-                   other=dict(model.other or {}))
+                   other=cast(JSON, dict(model.other or {})))
 
 
 @strawberry.input

@@ -19,6 +19,7 @@ import json
 import statistics
 import time
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -51,7 +52,7 @@ def _context(config: dict[str, Any]) -> dict[str, Any]:
     return run_context(context, config)
 
 
-def _templates(notification: dict[str, Any]) -> list[tuple[str, bool]]:
+def _templates(notification: Mapping[str, Any]) -> list[tuple[str, bool]]:
     html = is_html(notification.get("type"))
     found = [(notification.get("title"), False), (notification.get("message"), html),
              (notification.get("condition"), False)]

@@ -17,10 +17,10 @@ from domain.customers.models import Customer
 async def upsert(session: AsyncSession, tenant_id: UUID, external_id: str,
                  values: dict[str, Any]) -> Customer:
     """Insert by (tenant, external id) or update only the given columns of the existing row."""
-    statement = insert(Customer).values(tenant_id=tenant_id, external_id=external_id, **values)
-    changes = {column: statement.excluded[column] for column in values}
+    inserting = insert(Customer).values(tenant_id=tenant_id, external_id=external_id, **values)
+    changes: dict[str, Any] = {column: inserting.excluded[column] for column in values}
     changes["updated_at"] = func.now()
-    statement = statement.on_conflict_do_update(
+    statement = inserting.on_conflict_do_update(
         index_elements=["tenant_id", "external_id"], set_=changes,
     ).returning(Customer)
     rows = await session.execute(statement, execution_options={"populate_existing": True})
@@ -28,7 +28,9 @@ async def upsert(session: AsyncSession, tenant_id: UUID, external_id: str,
 
 
 async def get(session: AsyncSession, customer_id: UUID) -> Customer | None:
-    rows = await session.execute(select(Customer).where(Customer.id == customer_id))
+    rows = await session.execute(
+        select(Customer).where(Customer.id == customer_id)  # type: ignore[arg-type]
+    )
     return rows.scalar_one_or_none()
 
 
