@@ -1,0 +1,89 @@
+"""No N+1: a workflow list costs the same number of SQL statements for 5 rows or 50."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from domain.auth.tokens import Principal
+from domain.shared.db import owner_transaction
+from domain.users.models import Role
+from domain.workflows import service as workflows
+from tests.factories import TenantHandle, make_tenant, make_user
+from tests.factories_workflows import config, op, seed_core
+
+pytestmark = pytest.mark.asyncio
+
+# The contract's list plus every field that needs another table.
+HEAVY_LIST = """
+query HeavyList($first: Int) {
+  workflows(first: $first) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    edges { cursor node {
+      id key name description version tags isCore isTemplate deletedAt updatedAt usageCount
+      createdBy { id email manager { id } }
+      latestVersion { number changedAt changeDescription tags changedBy { id email } }
+    } }
+  }
+}
+"""
+
+
+@contextmanager
+def counting(app: Any) -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    engine = app.state.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+async def tenant_with(settings: Any, count: int) -> TenantHandle:
+    tenant = await make_tenant(settings)
+    authors = [tenant.admin_id, await make_user(tenant), await make_user(tenant)]
+    async with owner_transaction(settings.database_url, tenant_id=tenant.id) as session:
+        for i in range(count):
+            me = Principal(user_id=authors[i % 3], tenant_id=tenant.id, role=Role.EDITOR)
+            await workflows.create_workflow(session, me, key=f"w{i:03d}", name=f"W {i}",
+                                            description=None, config=config(f"w{i:03d}"))
+    return tenant
+
+
+class TestNoNPlusOne:
+    async def test_fifty_workflows_cost_what_five_cost(self, gql, app, settings) -> None:
+        await seed_core(settings)
+        small, large = await tenant_with(settings, 5), await tenant_with(settings, 50)
+        counts = {}
+        for name, tenant, first in (("small", small, 8), ("large", large, 53)):
+            with counting(app) as statements:
+                data = await gql(HEAVY_LIST, {"first": first}, token=tenant.token)
+            edges = data["workflows"]["edges"]
+            assert len(edges) == first
+            assert all(e["node"]["latestVersion"]["changedBy"] for e in edges
+                       if not e["node"]["isCore"])
+            counts[name] = len(statements)
+        assert counts["small"] == counts["large"], counts
+        # tenant setting, the page (with its count), users, managers, versions, versions' users
+        # (deduplicated by the loader), usage counts.
+        assert counts["large"] <= 7, counts
+
+    async def test_the_contract_list_is_one_query_after_the_tenant_setting(
+            self, gql, app, settings) -> None:
+        await seed_core(settings)
+        tenant = await tenant_with(settings, 50)
+        with counting(app) as statements:
+            data = await op(gql, "WorkflowList", {"first": 50}, token=tenant.token)
+        assert len(data["workflows"]["edges"]) == 50
+        reads = [s for s in statements if "set_config" not in s]
+        assert len(reads) == 1, statements
