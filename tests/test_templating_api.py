@@ -73,6 +73,14 @@ class TestRenderTemplate:
         assert result["output"] is None
         assert [(e["code"], e["path"]) for e in result["errors"]] == [(code, "template")]
 
+    async def test_ad_hoc_templates_are_capped(self, gql, settings) -> None:
+        tenant = await make_tenant(settings)
+        customer = await upsert_customer(gql, tenant)
+        data = await gql(contract("RenderTemplate"), {"template": "x" * 8001,
+                                                      "customerId": customer["id"]},
+                         token=tenant.token)
+        assert [e["code"] for e in data["renderTemplate"]["errors"]] == ["TEMPLATE_TOO_LONG"]
+
     async def test_another_tenants_customer_is_the_same_as_a_missing_one(self, gql,
                                                                         settings) -> None:
         a, b = await make_tenant(settings), await make_tenant(settings)

@@ -10,6 +10,7 @@ compiled once per process and escaping mode, whoever renders it.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
@@ -29,6 +30,8 @@ from domain.templating.helpers import HELPERS, truthy
 __all__ = ["CONTEXT_ROOTS", "MAX_LENGTH", "TemplateError", "compile_checked", "condition_holds",
            "problems", "referenced_roots", "render"]
 
+# pybars compiles at roughly 60 ms per 1,000 characters: the cap bounds what one new
+# template can cost (renderTemplate applies a tighter one to ad-hoc templates).
 MAX_LENGTH = 20_000
 _SENTINEL = "\u2063STEPWISE-END\u2063"
 # A plain `{{expr}}` (not a block, comment, partial or triple-stash): made raw for text channels.
@@ -51,12 +54,18 @@ class TemplateError(Exception):
 def _compile(source: str, html: bool) -> Template | TemplateError:
     text = source if html else _ESCAPED.sub(r"{{{\1}}}", source)
     try:
-        return _compiler.compile(text)  # type: ignore[no-any-return]
+        template: Template = _compiler.compile(text)
     except pybars.PybarsError as exc:
         detail = str(exc).replace(_SENTINEL, "")
         return TemplateError("TEMPLATE_SYNTAX", f"template does not compile: {detail}")
     except Exception as exc:  # pybars' own parser can fail in odd ways on odd input
         return TemplateError("TEMPLATE_SYNTAX", f"template does not compile: {exc}")
+    # pybars registers every compiled template as a module in sys.modules forever; user
+    # templates (renderTemplate) would leak one per distinct text. The function keeps its
+    # globals alive, so the registry entry is not needed. (pybars' code builder is shared
+    # class state: compile on one thread only, never in a thread pool.)
+    sys.modules.pop(getattr(template, "__module__", ""), None)
+    return template
 
 
 @lru_cache(maxsize=4096)
@@ -95,15 +104,29 @@ def _verify(source: str) -> TemplateError | None:
     return None
 
 
+def _text_mode(probe: Template) -> Template:
+    """The checked probe renders text output plus the sentinel: strip it (one compilation
+    serves both the check and text rendering; pybars compiles slowly, ~60 ms per 1,000
+    characters)."""
+
+    def render_text(context: Any, **kwargs: Any) -> str:
+        output = str(probe(context, **kwargs))
+        if not output.endswith(_SENTINEL):  # cannot happen for a verified template
+            raise TemplateError("TEMPLATE_TRUNCATED", "template output was cut short")
+        return output[: -len(_SENTINEL)]
+
+    return render_text
+
+
 def compile_checked(source: str, *, html: bool = False) -> Template:
     """The compiled template, cached by content; raises TemplateError if broken or truncated."""
     error = _verify(source)
     if error is not None:
         raise error
-    template = _compile(source, html)
+    template = _compile(source if html else source + _SENTINEL, html)
     if isinstance(template, TemplateError):
         raise template
-    return template
+    return template if html else _text_mode(template)
 
 
 def render(source: str, context: Mapping[str, Any], *, html: bool = False) -> str:
@@ -111,6 +134,8 @@ def render(source: str, context: Mapping[str, Any], *, html: bool = False) -> st
     template = compile_checked(source, html=html)
     try:
         return str(template(dict(context), helpers=HELPERS))
+    except TemplateError:
+        raise
     except pybars.PybarsError as exc:
         raise TemplateError("TEMPLATE_RENDER", f"template fails to render: {exc}") from exc
     except Exception as exc:  # never let a template turn into an internal error

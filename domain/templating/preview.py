@@ -17,6 +17,9 @@ from domain.templating.engine import TemplateError, problems, render
 from domain.templating.notifications import RenderedNotification, preview
 from domain.workflows import service as workflows
 
+# Ad-hoc templates from renderTemplate: each new one costs a compilation on the event loop.
+MAX_AD_HOC_LENGTH = 8_000
+
 
 @dataclass(frozen=True)
 class Rendered:
@@ -41,6 +44,10 @@ def run_context(context: Mapping[str, Any], config: Mapping[str, Any] | None = N
 async def render_for_customer(session: AsyncSession, template: str, customer_id: UUID | str, *,
                               html: bool = False, now: datetime | None = None) -> Rendered:
     """The template rendered against the customer's context, or the problems why not."""
+    if len(template) > MAX_AD_HOC_LENGTH:
+        return Rendered(None, [Problem(
+            "TEMPLATE_TOO_LONG", f"templates are limited to {MAX_AD_HOC_LENGTH} characters here",
+            "template")])
     try:
         context = await builder.build(session, customer_id, now=now)
     except CustomerNotFound as missing:
