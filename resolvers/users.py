@@ -49,3 +49,9 @@ async def update_company_contacts(info: Info, changes: Mapping[str, Any]) -> Com
 
 async def company_contacts(info: Info) -> CompanyContacts | None:
     return await tenants.get_contacts(info.context.session, info.context.me.tenant_id)
+
+
+async def update_tenant_settings(info: Info, *, time_zone: str | None) -> Tenant:
+    me = info.context.me
+    return await tenants.update_settings(info.context.session, actor_role=me.role,
+                                         tenant_id=me.tenant_id, time_zone=time_zone)

@@ -116,6 +116,18 @@ class UpdateCompanyContactsPayload:
     errors: list[UserError]
 
 
+@strawberry.input(description="Tenant settings; fields left out keep their value.")
+class TenantSettingsInput:
+    time_zone: str | None = strawberry.field(
+        default=None, description="IANA zone (e.g. Europe/Berlin) renewal days are counted in.")
+
+
+@strawberry.type
+class UpdateTenantSettingsPayload:
+    tenant: Tenant | None
+    errors: list[UserError]
+
+
 @strawberry.type
 class Mutation:
     @strawberry.mutation(description="Admins add a user to their tenant.")
@@ -132,3 +144,11 @@ class Mutation:
             info, lambda: resolve.update_company_contacts(info, input.changes()))
         return UpdateCompanyContactsPayload(
             company_contacts=CompanyContacts.of(contacts) if contacts else None, errors=errors)
+
+    @strawberry.mutation(description="Admins change tenant settings (the time zone).")
+    async def update_tenant_settings(self, info: Info, input: TenantSettingsInput
+                                     ) -> UpdateTenantSettingsPayload:
+        tenant, errors = await attempt(info, lambda: resolve.update_tenant_settings(
+            info, time_zone=input.time_zone))
+        return UpdateTenantSettingsPayload(tenant=Tenant.of(tenant) if tenant else None,
+                                           errors=errors)

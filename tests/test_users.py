@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from domain.users.models import Role
 from tests.factories import make_tenant, make_user
-from tests.factories_customers import contract
+from tests.factories_customers import contract, upsert_customer
 
 pytestmark = pytest.mark.asyncio
 
@@ -111,3 +112,38 @@ class TestCompanyContacts:
         await gql(contract("UpdateCompanyContacts"), {"input": {"ceo": "ceo@a.test"}},
                   token=a.token)
         assert (await gql(CONTACTS, token=b.token))["companyContacts"]["ceo"] is None
+
+
+SETTINGS = """mutation($input: TenantSettingsInput!) { updateTenantSettings(input: $input) {
+  tenant { id timeZone } errors { code path } } }"""
+
+
+class TestTenantSettings:
+    async def test_the_time_zone_moves_renewal_day_counts(self, gql, settings) -> None:
+        tenant = await make_tenant(settings)
+        # Pick the zone whose date differs from UTC's right now (either side of the line).
+        now = datetime.now(UTC)
+        zone_name = "Pacific/Kiritimati" if now.hour >= 10 else "Pacific/Pago_Pago"
+        shift = 1 if zone_name == "Pacific/Kiritimati" else -1
+        renewal = (now.date() + timedelta(days=5)).isoformat()
+        customer = await upsert_customer(gql, tenant, renewalDate=renewal)
+        assert customer["daysUntilRenewal"] == 5
+        data = await gql(SETTINGS, {"input": {"timeZone": zone_name}}, token=tenant.token)
+        assert data["updateTenantSettings"] == {
+            "tenant": {"id": str(tenant.id), "timeZone": zone_name}, "errors": []}
+        again = await gql("query($id: ID!) { customer(id: $id) { daysUntilRenewal } }",
+                          {"id": customer["id"]}, token=tenant.token)
+        assert again["customer"]["daysUntilRenewal"] == 5 - shift
+
+    async def test_unknown_zones_and_non_admins_are_refused(self, gql, settings) -> None:
+        tenant = await make_tenant(settings)
+        editor = await make_user(tenant, role=Role.EDITOR)
+        bad = await gql(SETTINGS, {"input": {"timeZone": "Mars/Olympus_Mons"}},
+                        token=tenant.token)
+        assert bad["updateTenantSettings"]["errors"] == [
+            {"code": "INVALID_TIME_ZONE", "path": "input.timeZone"}]
+        denied = await gql(SETTINGS, {"input": {"timeZone": "Europe/Berlin"}},
+                           token=tenant.token_for(editor, Role.EDITOR))
+        assert denied["updateTenantSettings"]["errors"][0]["code"] == "FORBIDDEN"
+        viewer = await gql("{ viewer { tenant { timeZone } } }", token=tenant.token)
+        assert viewer["viewer"]["tenant"]["timeZone"] == "UTC"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from uuid import UUID
 
-from sqlalchemy import any_, select
+from sqlalchemy import any_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,3 +46,12 @@ async def first_by_name(session: AsyncSession, name: str) -> Tenant | None:
         select(Tenant).where(Tenant.name == name).order_by(Tenant.created_at)  # type: ignore[arg-type]
     )
     return rows.scalars().first()
+
+
+async def set_time_zone(session: AsyncSession, tenant_id: UUID, time_zone: str) -> Tenant | None:
+    """Change the tenant's zone (RLS: only the caller's own row can match)."""
+    statement = (update(Tenant).where(Tenant.id == tenant_id)  # type: ignore[arg-type]
+                 .values(time_zone=time_zone).returning(Tenant))
+    rows = await session.scalars(statement, execution_options={
+        "populate_existing": True, "synchronize_session": False})
+    return rows.one_or_none()

@@ -106,3 +106,23 @@ async def update_contacts(session: AsyncSession, *, actor_role: Role, tenant_id:
 
 async def get_contacts(session: AsyncSession, tenant_id: UUID) -> CompanyContacts | None:
     return await repository.get_contacts(session, tenant_id)
+
+
+async def update_settings(session: AsyncSession, *, actor_role: Role, tenant_id: UUID,
+                          time_zone: str | None = None) -> Tenant:
+    """Admins change tenant settings: the IANA time zone that renewal dates are counted in."""
+    require_role(actor_role, Role.ADMIN)
+    tenant = await repository.get(session, tenant_id)
+    if tenant is None:
+        raise DomainError("tenant not found", code="NOT_FOUND")
+    if time_zone is not None:
+        try:
+            zone_name = check_time_zone(time_zone.strip())
+        except DomainError as error:
+            raise DomainError(error.message, path="input.timeZone",
+                              code="INVALID_TIME_ZONE") from error
+        updated = await repository.set_time_zone(session, tenant_id, zone_name)
+        if updated is None:
+            raise DomainError("tenant not found", code="NOT_FOUND")
+        tenant = updated
+    return tenant
