@@ -15,6 +15,7 @@ from domain.seeding import service as seeding
 from domain.seeding.service import SEEDS_DIR
 from tests.factories import TenantHandle, make_tenant, make_user
 from tests.factories_customers import contract, make_workflow, set_contacts, upsert_customer
+from tests.test_workflows_queries import counting
 
 pytestmark = pytest.mark.asyncio
 
@@ -136,3 +137,15 @@ class TestPreviewResolution:
                                  token=tenant.token)
         assert response.json()["errors"][0]["extensions"] == {"code": "NOT_FOUND",
                                                               "path": "workflowKey"}
+
+
+class TestPreviewHasNoSideEffects:
+    async def test_a_preview_only_reads(self, gql, settings, app) -> None:
+        tenant, ids = await _account(gql, settings)
+        customer = await _customer(gql, tenant, ids, days=-8)
+        with counting(app) as statements:
+            notes = await _preview(gql, tenant, "overdue", customer)
+        assert len(notes) == 8
+        verbs = {s.lstrip().split(None, 1)[0].upper() for s in statements}
+        assert "SELECT" in verbs
+        assert verbs <= {"SELECT", "BEGIN", "COMMIT", "ROLLBACK"}, verbs
