@@ -91,9 +91,12 @@ class Query:
         found = await resolve.one(info, id)
         return Customer.of(found) if found else None
 
-    @strawberry.field(description="{customer, csm, workflow, company, accountTeam} for the "
-                                  "customer's templates; null when the customer is not visible. "
-                                  "asOf pins the clock (default: now).")
+    @strawberry.field(description=(
+        "{customer, csm, workflow, company, accountTeam} for the customer's templates; null "
+        "when the customer is not visible. Dates count in the tenant's time zone: "
+        "workflow.daysUntilRenewal (0 on the day), hoursUntilRenewal (whole hours until 00:00 "
+        "of the renewal day, negative once it began), daysOverdue = max(0, -daysUntilRenewal), "
+        "renewalARR = customer.arr. asOf pins the clock (default: now)."))
     async def workflow_context(self, info: Info, customer_id: strawberry.ID,
                                as_of: datetime | None = None) -> JSON | None:
         return cast(JSON | None, await resolve.context(info, customer_id, as_of))

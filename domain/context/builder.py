@@ -100,6 +100,13 @@ def compose(customer: Customer, *, time_zone: str | None, csm: User | None,
     }
 
 
+def with_run(context: Context, *, variables: dict[str, Any] | None = None,
+             steps: dict[str, Any] | None = None, run: dict[str, Any] | None = None) -> Context:
+    """The customer context plus the run-only roots (`vars`, `steps`, `run`) templates read."""
+    return {**context, "vars": dict(variables or {}), "steps": dict(steps or {}),
+            "run": dict(run or {})}
+
+
 async def build_for(session: AsyncSession, customer: Customer, *,
                     now: datetime | None = None) -> Context:
     """The context of an already-loaded customer (the run engine's entry point)."""

@@ -38,7 +38,7 @@ def run_context(context: Mapping[str, Any], config: Mapping[str, Any] | None = N
     for variable in declared if isinstance(declared, list) else []:
         if isinstance(variable, Mapping) and isinstance(variable.get("name"), str):
             defaults[variable["name"]] = variable.get("default")
-    return {**context, "vars": defaults, "steps": {}, "run": {}}
+    return builder.with_run(dict(context), variables=defaults)
 
 
 async def render_for_customer(session: AsyncSession, template: str, customer_id: UUID | str, *,
