@@ -14,8 +14,8 @@ from domain.seeding import service as seeding
 from domain.shared.settings import PROJECT_ROOT, Settings
 from tests.factories import GraphQLClient, TenantHandle
 
-CONTRACT = PROJECT_ROOT.parent / "shared" / "contract" / "builder.graphql"
-_DOC = (PROJECT_ROOT.parent / "shared" / "workflow-config.md").read_text()
+CONTRACT = PROJECT_ROOT / "tests" / "contract" / "builder.graphql"
+_DOC = (PROJECT_ROOT / "tests" / "contract" / "workflow-config.md").read_text()
 EXAMPLE: dict[str, Any] = json.loads(re.search(r"```json\n(.*?)```", _DOC, re.S).group(1))  # type: ignore[union-attr]
 
 

@@ -52,7 +52,8 @@ OPERATIONS = _operations()
 
 @pytest.mark.skipif(not SHARED_CONTRACT.is_dir(), reason="../shared/contract not present")
 def test_contract_copy_is_current() -> None:
-    for source in SHARED_CONTRACT.glob("*.graphql*"):
+    sources = [*SHARED_CONTRACT.glob("*.graphql*"), SHARED_CONTRACT.parent / "workflow-config.md"]
+    for source in sources:
         copy = CONTRACT / source.name
         assert copy.exists() and copy.read_text() == source.read_text(), (
             f"tests/contract/{source.name} differs from ../shared/contract: copy it again")

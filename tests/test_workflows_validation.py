@@ -14,7 +14,7 @@ from domain.shared.settings import PROJECT_ROOT
 from domain.workflows.config_schema import CONFIG_SCHEMA
 from domain.workflows.validation import validate
 
-DOC = (PROJECT_ROOT.parent / "shared" / "workflow-config.md").read_text()
+DOC = (PROJECT_ROOT / "tests" / "contract" / "workflow-config.md").read_text()
 EXAMPLE: dict[str, Any] = json.loads(re.search(r"```json\n(.*?)```", DOC, re.S).group(1))  # type: ignore[union-attr]
 KNOWN = {"snooze-7-days", "snooze-1-day"}
 
