@@ -136,6 +136,15 @@ class TestCache:
         assert info["compile"]["misses"] == 2
         assert info["verify"]["misses"] == 1
 
+    def test_ad_hoc_templates_have_their_own_small_cache(self) -> None:
+        engine.clear_caches()
+        render("{{customer.name}} config", CONTEXT)
+        for index in range(100):
+            render(f"{{{{customer.name}}}} typed {index}", CONTEXT, ad_hoc=True)
+        info = engine.cache_info()
+        assert info["compile"]["currsize"] == 1  # the config template was not flushed
+        assert info["ad_hoc_compile"]["currsize"] == info["ad_hoc_compile"]["maxsize"]
+
 
 NOTE: dict[str, Any] = {
     "id": "war-room", "type": "email", "title": "War room: {{customer.name}}",

@@ -50,8 +50,7 @@ class TemplateError(Exception):
         self.message = message
 
 
-@lru_cache(maxsize=4096)
-def _compile(source: str, html: bool) -> Template | TemplateError:
+def _compile_raw(source: str, html: bool) -> Template | TemplateError:
     text = source if html else _ESCAPED.sub(r"{{{\1}}}", source)
     try:
         template: Template = _compiler.compile(text)
@@ -68,8 +67,8 @@ def _compile(source: str, html: bool) -> Template | TemplateError:
     return template
 
 
-@lru_cache(maxsize=4096)
-def _verify(source: str) -> TemplateError | None:
+def _verify_raw(source: str, compile_: Callable[[str, bool], Template | TemplateError]
+                ) -> TemplateError | None:
     """What is wrong with the template (truncation, unknown helper, ...), or None."""
     if len(source) > MAX_LENGTH:
         return TemplateError("TEMPLATE_TOO_LONG",
@@ -85,7 +84,7 @@ def _verify(source: str) -> TemplateError | None:
             "TEMPLATE_UNKNOWN_HELPER",
             f"unknown helper {', '.join(unknown)} (known: {', '.join(sorted(HELPERS))}, "
             "if, unless, each, with, lookup)")
-    probe = _compile(source + _SENTINEL, False)
+    probe = compile_(source + _SENTINEL, False)
     if isinstance(probe, TemplateError):
         return probe
     try:
@@ -104,6 +103,23 @@ def _verify(source: str) -> TemplateError | None:
     return None
 
 
+# Two tiers of caches by content (a compiled template costs ~40 bytes per source character
+# and variant): templates from workflow configs, few and reused, and ad-hoc ones typed into
+# renderTemplate, which must not be able to flush or bloat the first tier.
+_compile = lru_cache(maxsize=2048)(_compile_raw)
+_compile_ad_hoc = lru_cache(maxsize=64)(_compile_raw)
+
+
+@lru_cache(maxsize=2048)
+def _verify(source: str) -> TemplateError | None:
+    return _verify_raw(source, _compile)
+
+
+@lru_cache(maxsize=64)
+def _verify_ad_hoc(source: str) -> TemplateError | None:
+    return _verify_raw(source, _compile_ad_hoc)
+
+
 def _text_mode(probe: Template) -> Template:
     """The checked probe renders text output plus the sentinel: strip it (one compilation
     serves both the check and text rendering; pybars compiles slowly, ~60 ms per 1,000
@@ -118,20 +134,25 @@ def _text_mode(probe: Template) -> Template:
     return render_text
 
 
-def compile_checked(source: str, *, html: bool = False) -> Template:
-    """The compiled template, cached by content; raises TemplateError if broken or truncated."""
-    error = _verify(source)
+def compile_checked(source: str, *, html: bool = False, ad_hoc: bool = False) -> Template:
+    """The compiled template, cached by content; raises TemplateError if broken or truncated.
+
+    `ad_hoc`: a one-off template (renderTemplate), kept in a small separate cache.
+    """
+    error = (_verify_ad_hoc if ad_hoc else _verify)(source)
     if error is not None:
         raise error
-    template = _compile(source if html else source + _SENTINEL, html)
+    compile_ = _compile_ad_hoc if ad_hoc else _compile
+    template = compile_(source if html else source + _SENTINEL, html)
     if isinstance(template, TemplateError):
         raise template
     return template if html else _text_mode(template)
 
 
-def render(source: str, context: Mapping[str, Any], *, html: bool = False) -> str:
+def render(source: str, context: Mapping[str, Any], *, html: bool = False,
+           ad_hoc: bool = False) -> str:
     """Render `source` against `context`; HTML-escape values only when `html`."""
-    template = compile_checked(source, html=html)
+    template = compile_checked(source, html=html, ad_hoc=ad_hoc)
     try:
         return str(template(dict(context), helpers=HELPERS))
     except TemplateError:
@@ -148,10 +169,10 @@ def condition_holds(source: str, context: Mapping[str, Any]) -> bool:
     return truthy(render(source, context).strip())
 
 
-def problems(source: str, *, path: str) -> list[Problem]:
+def problems(source: str, *, path: str, ad_hoc: bool = False) -> list[Problem]:
     """Everything wrong with one template string, as problems at `path`."""
     try:
-        compile_checked(source)
+        compile_checked(source, ad_hoc=ad_hoc)
     except TemplateError as error:
         return [Problem(error.code, error.message, path)]
     unknown = sorted(referenced_roots(source) - CONTEXT_ROOTS)
@@ -165,9 +186,10 @@ def problems(source: str, *, path: str) -> list[Problem]:
 
 def cache_info() -> dict[str, Any]:
     """Cache statistics (the benchmark reports them)."""
-    return {"compile": _compile.cache_info()._asdict(), "verify": _verify.cache_info()._asdict()}
+    return {"compile": _compile.cache_info()._asdict(), "verify": _verify.cache_info()._asdict(),
+            "ad_hoc_compile": _compile_ad_hoc.cache_info()._asdict()}
 
 
 def clear_caches() -> None:
-    _compile.cache_clear()
-    _verify.cache_clear()
+    for cache in (_compile, _verify, _compile_ad_hoc, _verify_ad_hoc):
+        cache.cache_clear()

@@ -52,11 +52,11 @@ async def render_for_customer(session: AsyncSession, template: str, customer_id:
         context = await builder.build(session, customer_id, now=now)
     except CustomerNotFound as missing:
         return Rendered(None, missing.problems)
-    found = problems(template, path="template")
+    found = problems(template, path="template", ad_hoc=True)
     if found:
         return Rendered(None, found)
     try:
-        return Rendered(render(template, run_context(context), html=html))
+        return Rendered(render(template, run_context(context), html=html, ad_hoc=True))
     except TemplateError as error:
         return Rendered(None, [Problem(error.code, error.message, "template")])
 
