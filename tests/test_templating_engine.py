@@ -105,12 +105,26 @@ class TestBrokenTemplates:
         ("{{> partial}}", "TEMPLATE_UNSUPPORTED"),
         ("{{#if}}x{{/if}}", "TEMPLATE_RENDER"),
         ("x" * (engine.MAX_LENGTH + 1), "TEMPLATE_TOO_LONG"),
+        ("{{customer.name}}" * (engine.MAX_TAGS + 1), "TEMPLATE_TOO_COMPLEX"),
     ])
     def test_is_an_error_never_a_shortened_output(self, template: str, code: str) -> None:
         with pytest.raises(TemplateError) as caught:
             render(template, CONTEXT)
         assert caught.value.code == code
         assert [p.code for p in problems(template, path="$.x")] == [code]
+
+    def test_unclosed_tag_floods_are_rejected(self) -> None:
+        # (These used to take seconds in a quadratic scan; the benchmark, not a test, times.)
+        for template in ("{{" * 3999, "{{a " * 1999):
+            with pytest.raises(TemplateError) as caught:
+                render(template, CONTEXT)
+            assert caught.value.code in ("TEMPLATE_SYNTAX", "TEMPLATE_TOO_COMPLEX")
+
+    def test_ad_hoc_templates_allow_fewer_tags(self) -> None:
+        template = "{{customer.name}}" * (engine.MAX_AD_HOC_TAGS + 1)
+        with pytest.raises(TemplateError) as caught:
+            render(template, CONTEXT, ad_hoc=True)
+        assert caught.value.code == "TEMPLATE_TOO_COMPLEX"
 
     def test_a_failure_is_cached_too(self) -> None:
         template = "{{#if customer.name}}never closed"

@@ -10,7 +10,8 @@ CONTEXT_ROOTS = frozenset(
     {"customer", "csm", "workflow", "company", "accountTeam", "steps", "vars", "run"}
 )
 BUILTINS = frozenset({"if", "unless", "each", "with", "else", "lookup", "log", "this"})
-_MUSTACHE = re.compile(r"\{\{\{?(.*?)\}?\}\}", re.DOTALL)
+# The inside never spans another "{{": keeps the scan linear on unclosed input ("{{{{{{...").
+_MUSTACHE = re.compile(r"\{\{\{?((?:(?!\{\{).)*?)\}?\}\}", re.DOTALL)
 _STRING = re.compile(r"\"[^\"]*\"|'[^']*'")
 _PATH = re.compile(r"(?<![\w.@/-])([A-Za-z_][\w-]*)(?:\.[\w-]+)*")
 _BLOCK_SCOPE = re.compile(r"^\s*#\s*(each|with)\b")
