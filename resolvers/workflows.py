@@ -14,7 +14,7 @@ from domain.workflows import branches, transfer, versions
 from domain.workflows import service as workflows
 from domain.workflows.config_schema import CONFIG_SCHEMA
 from domain.workflows.diff import ConfigDiff
-from domain.workflows.listing import WorkflowFilter, WorkflowOrder
+from domain.workflows.listing import WorkflowFilter, WorkflowOrder, WorkflowSummary
 from domain.workflows.models import Workflow, WorkflowVersion
 from schema.context import Info
 from schema.loaders import by_key
@@ -36,7 +36,7 @@ def _maybe_id(value: str) -> UUID | None:
 
 
 async def page(info: Info, *, first: int | None, after: str | None, spec: WorkflowFilter,
-               order: WorkflowOrder) -> Page[Workflow]:
+               order: WorkflowOrder) -> Page[WorkflowSummary]:
     return await workflows.list_workflows(info.context.session, spec, order, first=first,
                                           after=after)
 
@@ -58,7 +58,26 @@ async def _get_many(session: Any, ids: Any) -> list[Workflow]:
     return await workflows.get_many(session, list(ids))
 
 
-async def creator(info: Info, row: Workflow) -> User | None:
+async def config(info: Info, row: Workflow | WorkflowSummary) -> dict[str, Any]:
+    """The config, batched by id for rows loaded without it (lists)."""
+    loaded = workflows.loaded_config(row)
+    if loaded is not None:
+        return loaded
+
+    async def fetch(keys: list[UUID]) -> list[Any]:
+        found = await workflows.configs(info.context.session, keys)
+        return [found.get(k) for k in keys]
+
+    loader = info.context.loaders.get("workflow_config", lambda c: DataLoader(load_fn=fetch))
+    value: dict[str, Any] = await loader.load(row.id)
+    return value
+
+
+def export_document(row: Workflow | WorkflowSummary, config_: dict[str, Any]) -> dict[str, Any]:
+    return transfer.export_document(row, config_)
+
+
+async def creator(info: Info, row: Workflow | WorkflowSummary) -> User | None:
     if row.created_by is None:
         return None
     found: User | None = await info.context.loaders.user.load(row.created_by)
@@ -113,10 +132,6 @@ def config_schema() -> dict[str, Any]:
 
 async def validate_config(info: Info, config: Any) -> list[Problem]:
     return await workflows.config_problems(info.context.session, config)
-
-
-def export_document(row: Workflow) -> dict[str, Any]:
-    return transfer.export_document(row)
 
 
 async def chat_branches(info: Info, key: str, step_id: str) -> list[dict[str, Any]] | None:

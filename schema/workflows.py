@@ -13,6 +13,7 @@ from strawberry.scalars import JSON
 from domain.shared.errors import Problem
 from domain.workflows.diff import ConfigDiff
 from domain.workflows.listing import WorkflowFilter as FilterSpec
+from domain.workflows.listing import WorkflowSummary
 from domain.workflows.listing import WorkflowOrder as OrderModel
 from domain.workflows.models import Workflow as WorkflowModel
 from domain.workflows.models import WorkflowVersion as VersionModel
@@ -77,34 +78,34 @@ class Workflow:
     description: str | None
     version: str = strawberry.field(description="The config's semantic version.")
     tags: list[str]
-    config: JSON
     is_core: bool
     is_template: bool
     created_at: datetime
     updated_at: datetime
     deleted_at: datetime | None
-    _row: strawberry.Private[WorkflowModel]
+    latest_version: WorkflowVersion = strawberry.field(
+        description="The current config's version (number and time come with the row).")
+    _row: strawberry.Private[WorkflowModel | WorkflowSummary]
 
     @classmethod
-    def of(cls, row: WorkflowModel) -> Workflow:
+    def of(cls, row: WorkflowModel | WorkflowSummary) -> Workflow:
+        latest = WorkflowVersion(number=row.latest_version,
+                                 changed_at=row.latest_version_at or row.updated_at,
+                                 _workflow_id=row.id, _row=None)
         return cls(id=strawberry.ID(str(row.id)), key=row.key, name=row.name,
                    description=row.description, version=row.version, tags=row.tags,
-                   config=row.config, is_core=row.tenant_id is None, is_template=row.is_template,
+                   is_core=row.tenant_id is None, is_template=row.is_template,
                    created_at=row.created_at, updated_at=row.updated_at,
-                   deleted_at=row.deleted_at, _row=row)
+                   deleted_at=row.deleted_at, latest_version=latest, _row=row)
+
+    @strawberry.field
+    async def config(self, info: Info) -> JSON:
+        return await resolve.config(info, self._row)
 
     @strawberry.field
     async def created_by(self, info: Info) -> User | None:
         found = await resolve.creator(info, self._row)
         return User.of(found) if found else None
-
-    @strawberry.field(description="The current config's version (number and time need no "
-                                  "extra query).")
-    def latest_version(self) -> WorkflowVersion:
-        row = self._row
-        return WorkflowVersion(number=row.latest_version,
-                               changed_at=row.latest_version_at or row.updated_at,
-                               _workflow_id=row.id, _row=None)
 
     @strawberry.field(description="Newest first.")
     async def versions(self, info: Info, first: int | None = None, after: str | None = None
@@ -119,8 +120,8 @@ class Workflow:
         return WorkflowVersion.of(found) if found else None
 
     @strawberry.field(description="A portable JSON document for importWorkflow.")
-    def export_document(self) -> JSON:
-        return resolve.export_document(self._row)
+    async def export_document(self, info: Info) -> JSON:
+        return resolve.export_document(self._row, await resolve.config(info, self._row))
 
     @strawberry.field(description="How many of the tenant's workflows were cloned from this one.")
     async def usage_count(self, info: Info) -> int:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
+from uuid import UUID
 
 
 class WorkflowOrder(StrEnum):
@@ -30,3 +32,27 @@ class WorkflowFilter:
     is_core: bool | None = None
     is_template: bool | None = None
     include_deleted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowSummary:
+    """A listed workflow: every column but the config (loaded by id when asked for)."""
+
+    id: UUID
+    tenant_id: UUID | None
+    key: str
+    name: str
+    description: str
+    version: str
+    tags: list[str]
+    is_template: bool
+    created_by: UUID | None
+    cloned_from: UUID | None
+    latest_version: int
+    latest_version_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None
+
+
+SUMMARY_COLUMNS = tuple(WorkflowSummary.__dataclass_fields__)

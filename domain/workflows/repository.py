@@ -3,15 +3,32 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, exists, func, literal, or_, select, text, true, tuple_, update
+from sqlalchemy import (
+    Boolean,
+    Integer,
+    Text,
+    and_,
+    any_,
+    bindparam,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from domain.workflows.listing import WorkflowFilter, WorkflowOrder
+from domain.workflows.listing import SUMMARY_COLUMNS, WorkflowFilter, WorkflowOrder, WorkflowSummary
 from domain.workflows.models import Workflow, WorkflowVersion
 
 _SET_ACTOR = text("SELECT set_config('app.user_id', :user, true), "
@@ -50,7 +67,8 @@ async def get(session: AsyncSession, workflow_id: UUID) -> Workflow | None:
 
 
 async def get_many(session: AsyncSession, ids: Sequence[UUID]) -> list[Workflow]:
-    rows = await session.scalars(select(Workflow).where(W.id.in_(ids)))  # type: ignore[attr-defined]
+    rows = await session.scalars(select(Workflow).where(W.id == any_(list(ids)))  # type: ignore[arg-type]
+                                 .execution_options(populate_existing=True))
     return list(rows)
 
 
@@ -58,7 +76,8 @@ async def by_key(session: AsyncSession, key: str) -> Workflow | None:
     """The tenant's own live workflow with `key`, else the core one (shadowing)."""
     statement = (select(Workflow)
                  .where(W.key == key, W.deleted_at.is_(None))  # type: ignore[union-attr,arg-type]
-                 .order_by(W.tenant_id.is_(None)).limit(1))  # type: ignore[union-attr]
+                 .order_by(W.tenant_id.is_(None)).limit(1)  # type: ignore[union-attr]
+                 .execution_options(populate_existing=True))
     return (await session.scalars(statement)).first()
 
 
@@ -67,48 +86,88 @@ async def own_by_key(session: AsyncSession, tenant_id: UUID, key: str) -> Workfl
     return (await session.scalars(statement)).first()
 
 
-def _visible(spec: WorkflowFilter) -> Any:
+def _shape(spec: WorkflowFilter, order: WorkflowOrder, paged: bool) -> tuple[Any, ...]:
+    return (bool(spec.search), bool(spec.tags), spec.is_core, spec.is_template is not None,
+            spec.include_deleted, order, paged)
+
+
+@lru_cache(maxsize=256)
+def _list_statement(search: bool, tags: bool, is_core: bool | None, template: bool,
+                    include_deleted: bool, order: WorkflowOrder, paged: bool) -> Any:
+    """The list query for one filter shape, built once; values arrive as bind parameters.
+
+    A narrow CTE holds the visible ids and sort keys (counted for totalCount); the page joins
+    back for the columns it shows. `config` is deferred: lists rarely show it, it is the
+    bulk of a row, and a resolver loads it by id when asked.
+    """
     conditions: list[Any] = []
-    if not spec.include_deleted:
+    if not include_deleted:
         conditions.append(W.deleted_at.is_(None))  # type: ignore[union-attr]
-    if spec.search:
-        pattern = "%" + spec.search.replace("\\", "\\\\").replace("%", "\\%").replace(
-            "_", "\\_") + "%"
+    if search:
+        pattern = bindparam("search", type_=Text)
         conditions.append(or_(W.name.ilike(pattern), W.description.ilike(pattern)))  # type: ignore[attr-defined]
-    if spec.tags:
-        conditions.append(W.tags.contains(spec.tags))  # type: ignore[attr-defined]
-    if spec.is_core is not None:
-        conditions.append(W.tenant_id.is_(None) if spec.is_core  # type: ignore[union-attr]
+    if tags:
+        conditions.append(W.tags.contains(bindparam("tags", type_=ARRAY(Text))))  # type: ignore[attr-defined]
+    if is_core is not None:
+        conditions.append(W.tenant_id.is_(None) if is_core  # type: ignore[union-attr]
                           else W.tenant_id.is_not(None))  # type: ignore[union-attr]
-    if spec.is_template is not None:
-        conditions.append(W.is_template == spec.is_template)  # type: ignore[arg-type]
+    if template:
+        conditions.append(W.is_template == bindparam("is_template", type_=Boolean))  # type: ignore[arg-type]
     # A core workflow is hidden where the tenant has its own live workflow with the same key.
     own = aliased(Workflow)
     shadowed = exists().where(own.key == W.key, own.tenant_id.is_not(None),  # type: ignore[union-attr]
                               own.deleted_at.is_(None))  # type: ignore[union-attr]
     conditions.append(or_(W.tenant_id.is_not(None), ~shadowed))  # type: ignore[union-attr]
-    return select(Workflow).where(and_(true(), *conditions)).cte("visible")
+    sort_column = getattr(W, order.column)
+    visible = select(W.id, sort_column.label("sort")).where(and_(*conditions)).cte("visible")
+    total = select(func.count()).select_from(visible).scalar_subquery()
+    columns = [getattr(W, name) for name in SUMMARY_COLUMNS]
+    statement = select(*columns, total.label("total")).join(visible, visible.c.id == W.id)
+    sort = visible.c.sort
+    if paged:
+        position = tuple_(sort, visible.c.id)
+        bound = tuple_(bindparam("after_value", type_=sort.type),
+                       bindparam("after_id", type_=W.id.type))  # type: ignore[attr-defined]
+        statement = statement.where(position < bound if order.descending else position > bound)
+    ordering = ((sort.desc(), visible.c.id.desc()) if order.descending
+                else (sort.asc(), visible.c.id.asc()))
+    return statement.order_by(*ordering).limit(bindparam("limit", type_=Integer))
 
 
 async def list_page(session: AsyncSession, spec: WorkflowFilter, order: WorkflowOrder, *,
-                    limit: int, after: tuple[Any, UUID] | None) -> tuple[list[Workflow], int]:
+                    limit: int, after: tuple[Any, UUID] | None
+                    ) -> tuple[list[WorkflowSummary], int]:
     """Up to `limit` rows after the keyset position, and the filter's total, in one query."""
-    visible = _visible(spec)
-    row = aliased(Workflow, visible)
-    sort = getattr(row, order.column)
-    total = select(func.count()).select_from(visible).scalar_subquery()
-    statement = select(row, total.label("total"))
+    statement = _list_statement(*_shape(spec, order, after is not None))
+    params: dict[str, Any] = {"limit": limit}
+    if spec.search:
+        params["search"] = "%" + spec.search.replace("\\", "\\\\").replace(
+            "%", "\\%").replace("_", "\\_") + "%"
+    if spec.tags:
+        params["tags"] = list(spec.tags)
+    if spec.is_template is not None:
+        params["is_template"] = spec.is_template
     if after is not None:
-        position = tuple_(sort, row.id)
-        bound = tuple_(literal(after[0]), literal(after[1]))
-        statement = statement.where(position < bound if order.descending else position > bound)
-    ordering = (sort.desc(), row.id.desc()) if order.descending else (sort.asc(), row.id.asc())
-    statement = statement.order_by(*ordering).limit(limit)
-    rows = (await session.execute(statement)).all()
-    if not rows:
-        count = (await session.execute(select(func.count()).select_from(visible))).scalar_one()
-        return [], int(count)
-    return [r[0] for r in rows], int(rows[0][1])
+        params["after_value"], params["after_id"] = after
+    rows = (await session.execute(statement, params)).all()
+    if rows:
+        return [WorkflowSummary(*row[:-1]) for row in rows], int(rows[0][-1])
+    empty = _list_statement(*_shape(spec, order, False))
+    count_only = {**params, "limit": 1}
+    count_only.pop("after_value", None)
+    count_only.pop("after_id", None)
+    first = (await session.execute(empty, count_only)).first()
+    return [], int(first[-1]) if first else 0
+
+
+def loaded_config(row: Workflow | WorkflowSummary) -> dict[str, Any] | None:
+    """The row's config if it was loaded (list summaries have none), else None."""
+    return row.__dict__.get("config") if isinstance(row, Workflow) else None
+
+
+async def configs(session: AsyncSession, ids: Sequence[UUID]) -> list[tuple[UUID, Any]]:
+    statement = select(W.id, W.config).where(W.id == any_(list(ids)))  # type: ignore[arg-type]
+    return [(i, c) for i, c in (await session.execute(statement)).all()]
 
 
 async def usage_counts(session: AsyncSession, ids: Sequence[UUID]) -> dict[UUID, int]:

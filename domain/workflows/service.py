@@ -17,7 +17,7 @@ from domain.shared.models import utcnow
 from domain.shared.pagination import Page, decode_cursor, encode_cursor, page_size
 from domain.workflows import repository
 from domain.workflows.errors import CoreReadOnly, KeyTaken, WorkflowDeleted, WorkflowNotFound
-from domain.workflows.listing import WorkflowFilter, WorkflowOrder
+from domain.workflows.listing import WorkflowFilter, WorkflowOrder, WorkflowSummary
 from domain.workflows.models import Workflow
 from domain.workflows.validation import validate
 
@@ -37,7 +37,7 @@ async def resolve_key(session: AsyncSession, key: str) -> Workflow | None:
 
 
 async def list_workflows(session: AsyncSession, spec: WorkflowFilter, order: WorkflowOrder, *,
-                         first: int | None, after: str | None) -> Page[Workflow]:
+                         first: int | None, after: str | None) -> Page[WorkflowSummary]:
     """One page in `order`, keyset-paginated so concurrent inserts never duplicate rows."""
     size = page_size(first)
     position = decode_cursor(after, arity=3)
@@ -60,7 +60,7 @@ async def list_workflows(session: AsyncSession, spec: WorkflowFilter, order: Wor
                 has_previous=after is not None)
 
 
-def _sort_value(row: Workflow, order: WorkflowOrder) -> str:
+def _sort_value(row: WorkflowSummary, order: WorkflowOrder) -> str:
     value = getattr(row, order.column)
     return value.isoformat() if isinstance(value, datetime) else str(value)
 
@@ -194,6 +194,15 @@ async def usage_counts(session: AsyncSession, ids: list[UUID]) -> dict[UUID, int
 
 async def get_many(session: AsyncSession, ids: list[UUID]) -> list[Workflow]:
     return await repository.get_many(session, ids)
+
+
+def loaded_config(row: Workflow | WorkflowSummary) -> dict[str, Any] | None:
+    """The config if the row carries it (lists leave it out), else None."""
+    return repository.loaded_config(row)
+
+
+async def configs(session: AsyncSession, ids: list[UUID]) -> dict[UUID, Any]:
+    return dict(await repository.configs(session, ids))
 
 
 async def upsert_core(session: AsyncSession, *, config: dict[str, Any], tags: list[str],

@@ -11,6 +11,7 @@ from domain.auth.tokens import Principal
 from domain.shared.errors import Problem, ValidationFailed
 from domain.workflows import service as workflows
 from domain.workflows.errors import WorkflowDeleted, WorkflowNotFound
+from domain.workflows.listing import WorkflowSummary
 from domain.workflows.models import Workflow
 
 FORMAT = "stepwise.workflow"
@@ -32,12 +33,12 @@ async def clone(session: AsyncSession, me: Principal, source_id: UUID, *, key: s
     )
 
 
-def export_document(row: Workflow) -> dict[str, Any]:
+def export_document(row: Workflow | WorkflowSummary, config: dict[str, Any]) -> dict[str, Any]:
     """Everything needed to recreate the workflow elsewhere; no ids, tenant or history."""
     return {
         "format": FORMAT, "formatVersion": FORMAT_VERSION, "key": row.key, "name": row.name,
         "description": row.description, "version": row.version, "tags": list(row.tags),
-        "isTemplate": row.is_template, "config": row.config,
+        "isTemplate": row.is_template, "config": config,
     }
 
 
