@@ -114,17 +114,78 @@ class TestSeedCommand:
         assert "4 saved actions (4 unchanged)" in second.stdout
 
     @pytest.mark.asyncio
-    async def test_one_version_per_core_workflow_after_repeated_seeds(
-            self, settings: Settings) -> None:
-        await seeding.seed_core(settings.database_url)
+    async def test_repeated_seeds_add_no_version(self, settings: Settings) -> None:
+        query = ("SELECT w.key, w.latest_version, count(v.*) AS versions FROM workflows w "
+                 "JOIN workflow_versions v ON v.workflow_id = w.id WHERE w.tenant_id IS NULL "
+                 "GROUP BY w.key, w.latest_version ORDER BY w.key")
         await seeding.seed_core(settings.database_url)
         connection = await asyncpg.connect(_plain(settings.database_url))
         try:
-            rows = await connection.fetch(
-                "SELECT w.key, w.latest_version, count(v.*) AS versions FROM workflows w "
-                "JOIN workflow_versions v ON v.workflow_id = w.id WHERE w.tenant_id IS NULL "
-                "GROUP BY w.key, w.latest_version ORDER BY w.key")
+            before = [tuple(r) for r in await connection.fetch(query)]
+            await seeding.seed_core(settings.database_url)
+            await seeding.seed_core(settings.database_url)
+            after = [tuple(r) for r in await connection.fetch(query)]
         finally:
             await connection.close()
-        assert [(r["key"], r["latest_version"], r["versions"]) for r in rows] == [
-            ("critical", 1, 1), ("emergency", 1, 1), ("overdue", 1, 1)]
+        assert [key for key, _, _ in after] == ["critical", "emergency", "overdue"]
+        assert after == before
+        assert all(latest == count for _, latest, count in after)
+
+
+class TestSeedIsAllOrNothing:
+    @pytest.mark.asyncio
+    async def test_one_bad_file_means_nothing_is_written(
+            self, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        from domain.seeding import core
+        from domain.shared.errors import ValidationFailed
+
+        await seeding.seed_core(settings.database_url)
+        renamed = load("critical")
+        renamed["name"] = "Critical Renewal (edited)"
+        (tmp_path / "critical.json").write_text(json.dumps(renamed))
+        broken = load("overdue")
+        broken["steps"][0]["chatBranches"][0]["next"] = "nowhere"
+        (tmp_path / "overdue.json").write_text(json.dumps(broken))
+        monkeypatch.setattr(core, "WORKFLOWS_DIR", tmp_path)
+        with pytest.raises(ValidationFailed) as raised:
+            await seeding.seed_core(settings.database_url)
+        dangling = [p for p in raised.value.problems if p.code == "UNKNOWN_STEP"]
+        assert len(dangling) == 1
+        assert dangling[0].path is not None
+        assert dangling[0].path.endswith("overdue.json $.steps[0].chatBranches[0].next")
+        connection = await asyncpg.connect(_plain(settings.database_url))
+        try:
+            name = await connection.fetchval(
+                "SELECT name FROM workflows WHERE tenant_id IS NULL AND key = 'critical'")
+        finally:
+            await connection.close()
+        assert name == "Critical Renewal"
+
+    @pytest.mark.asyncio
+    async def test_a_changed_seed_file_makes_exactly_one_new_version(
+            self, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        from domain.seeding import core
+
+        await seeding.seed_core(settings.database_url)
+        for key in ("critical", "emergency", "overdue"):
+            (tmp_path / f"{key}.json").write_text(json.dumps(load(key)))
+        edited = load("emergency")
+        edited["steps"][3]["name"] = "Outcome and lessons"
+        (tmp_path / "emergency.json").write_text(json.dumps(edited))
+        monkeypatch.setattr(core, "WORKFLOWS_DIR", tmp_path)
+        report = await seeding.seed_core(settings.database_url)
+        assert "3 workflows (2 unchanged, 1 updated)" in report
+        again = await seeding.seed_core(settings.database_url)
+        assert "3 workflows (3 unchanged)" in again
+        connection = await asyncpg.connect(_plain(settings.database_url))
+        try:
+            versions = await connection.fetch(
+                "SELECT v.number, v.change_description FROM workflow_versions v "
+                "JOIN workflows w ON w.id = v.workflow_id "
+                "WHERE w.tenant_id IS NULL AND w.key = 'emergency' ORDER BY v.number")
+        finally:
+            await connection.close()
+        assert [r["number"] for r in versions] == [1, 2]
+        assert versions[1]["change_description"].startswith("Seeded from")
+        monkeypatch.undo()
+        await seeding.seed_core(settings.database_url)  # back to the real files (version 3)
