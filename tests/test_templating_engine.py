@@ -65,6 +65,16 @@ class TestHelpers:
     def test_missing_and_odd_values_never_raise(self, template: str, expected: str) -> None:
         assert render(template, CONTEXT) == expected
 
+    @pytest.mark.parametrize(("template", "expected"), [
+        ("{{#gte workflow.renewalARR 250000}}high{{else}}low{{/gte}}", "high"),
+        ("{{#eq customer.healthScore \"36\"}}same{{else}}different{{/eq}}", "different"),
+        ("{{#and customer.hasAccountPlan (lt customer.healthScore 40)}}risk{{/and}}", "risk"),
+        ("{{#not missing.value}}{{customer.healthScore}}{{/not}}", "35"),
+        ("{{#lt missing.value 1}}never{{/lt}}.", "."),
+    ])
+    def test_helpers_work_as_blocks_too(self, template: str, expected: str) -> None:
+        assert render(template, CONTEXT) == expected
+
     @pytest.mark.parametrize(("template", "holds"), [
         ("{{gte workflow.daysOverdue 7}}", True), ("{{gte workflow.daysOverdue 9}}", False),
         ("", False), ("  ", False), ("false", False), ("0", False), ("null", False),

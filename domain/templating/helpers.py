@@ -95,14 +95,36 @@ def _abs(this: Any, value: Any = None, *_: Any, **__: Any) -> Any:
     return int(result) if result == result.to_integral_value() else float(result)
 
 
+def _is_block_options(value: Any) -> bool:
+    """pybars passes block helpers a dict with the `fn` renderer; context data never has one."""
+    return isinstance(value, dict) and callable(value.get("fn")) and "helpers" in value
+
+
+def _blockable(helper: Callable[..., Any]) -> Callable[..., Any]:
+    """Let `{{#eq a b}}yes{{else}}no{{/eq}}` work like `{{#if (eq a b)}}`: without this,
+    pybars hands the block's options in as the first value and the block renders nothing."""
+
+    def call(this: Any, *args: Any, **hash_args: Any) -> Any:
+        if args and _is_block_options(args[0]):
+            options = args[0]
+            branch = options["fn"] if truthy(helper(this, *args[1:], **hash_args)) \
+                else options.get("inverse")
+            return branch(this) if branch is not None else None
+        return helper(this, *args, **hash_args)
+
+    return call
+
+
 HELPERS: dict[str, Callable[..., Any]] = {
-    "eq": _eq,
-    "gte": _compare(lambda a, b: a >= b),
-    "lte": _compare(lambda a, b: a <= b),
-    "gt": _compare(lambda a, b: a > b),
-    "lt": _compare(lambda a, b: a < b),
-    "and": _and,
-    "or": _or,
-    "not": _not,
-    "abs": _abs,
+    name: _blockable(helper) for name, helper in {
+        "eq": _eq,
+        "gte": _compare(lambda a, b: a >= b),
+        "lte": _compare(lambda a, b: a <= b),
+        "gt": _compare(lambda a, b: a > b),
+        "lt": _compare(lambda a, b: a < b),
+        "and": _and,
+        "or": _or,
+        "not": _not,
+        "abs": _abs,
+    }.items()
 }
