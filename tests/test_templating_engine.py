@@ -136,6 +136,13 @@ class TestBrokenTemplates:
             render(template, CONTEXT, ad_hoc=True)
         assert caught.value.code == "TEMPLATE_TOO_COMPLEX"
 
+    def test_a_float_literal_gets_a_hint(self) -> None:
+        with pytest.raises(TemplateError) as caught:
+            render("{{gte workflow.renewalARR 1.5}}", CONTEXT)
+        assert caught.value.code == "TEMPLATE_SYNTAX"
+        assert 'quoted: "1.5"' in caught.value.message
+        assert render('{{gte workflow.renewalARR "1.5"}}', CONTEXT) == "true"
+
     def test_a_failure_is_cached_too(self) -> None:
         template = "{{#if customer.name}}never closed"
         for _ in range(3):

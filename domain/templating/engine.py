@@ -41,6 +41,8 @@ _SENTINEL = "\u2063STEPWISE-END\u2063"
 # A plain `{{expr}}` (not a block, comment, partial or triple-stash): made raw for text channels.
 _ESCAPED = re.compile(r"(?<!\{)\{\{(?![{#/!>^&])(?!else\b)(.*?)\}\}(?!\})", re.DOTALL)
 
+# pybars has no float literals; its error points at one, so say what to do about it.
+_FLOAT_LITERAL = re.compile(r"near -?\d+\.\d+")
 _compiler = pybars.Compiler()
 Template = Callable[..., str]
 
@@ -60,6 +62,8 @@ def _compile_raw(source: str, html: bool) -> Template | TemplateError:
         template: Template = _compiler.compile(text)
     except pybars.PybarsError as exc:
         detail = str(exc).replace(_SENTINEL, "")
+        if _FLOAT_LITERAL.search(detail):
+            detail += ' (numbers with a decimal point must be quoted: "1.5")'
         return TemplateError("TEMPLATE_SYNTAX", f"template does not compile: {detail}")
     except Exception as exc:  # pybars' own parser can fail in odd ways on odd input
         return TemplateError("TEMPLATE_SYNTAX", f"template does not compile: {exc}")
