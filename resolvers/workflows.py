@@ -50,7 +50,14 @@ async def one(info: Info, *, workflow_id: str | None, key: str | None) -> Workfl
             "workflow", lambda c: by_key(c, _get_many)).load(parsed)
         return loaded
     if key is not None:
-        return await workflows.resolve_key(info.context.session, key)
+        found = await workflows.resolve_key_with_creator(info.context.session, key)
+        if found is None:
+            return None
+        row, author = found
+        if author is not None:
+            # The author came with the row: later `createdBy` loads cost no query.
+            info.context.loaders.user.prime(author.id, author)
+        return row
     return None
 
 

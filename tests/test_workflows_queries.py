@@ -87,3 +87,12 @@ class TestNoNPlusOne:
         assert len(data["workflows"]["edges"]) == 50
         reads = [s for s in statements if "set_config" not in s]
         assert len(reads) == 1, statements
+
+    async def test_by_key_brings_its_author_in_the_same_query(self, gql, app, settings) -> None:
+        await seed_core(settings)
+        tenant = await tenant_with(settings, 3)
+        with counting(app) as statements:
+            data = await op(gql, "WorkflowByKey", {"key": "w001"}, token=tenant.token)
+        assert data["workflow"]["createdBy"]["email"]
+        reads = [s for s in statements if "set_config" not in s]
+        assert len(reads) == 1, statements

@@ -25,10 +25,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from domain.workflows.listing import SUMMARY_COLUMNS, WorkflowFilter, WorkflowOrder, WorkflowSummary
+from domain.users.models import User
 from domain.workflows.models import Workflow, WorkflowVersion
 
 _SET_ACTOR = text("SELECT set_config('app.user_id', :user, true), "
@@ -79,6 +81,19 @@ async def by_key(session: AsyncSession, key: str) -> Workflow | None:
                  .order_by(W.tenant_id.is_(None)).limit(1)  # type: ignore[union-attr]
                  .execution_options(populate_existing=True))
     return (await session.scalars(statement)).first()
+
+
+async def by_key_with_creator(session: AsyncSession, key: str
+                              ) -> tuple[Workflow, User | None] | None:
+    """`by_key` and its author in one query (the author is a user of the same tenant)."""
+    statement = (select(Workflow, User)
+                 .outerjoin(User, and_(User.tenant_id == W.tenant_id,  # type: ignore[arg-type]
+                                       User.id == W.created_by))  # type: ignore[arg-type]
+                 .where(W.key == key, W.deleted_at.is_(None))  # type: ignore[union-attr,arg-type]
+                 .order_by(W.tenant_id.is_(None)).limit(1)  # type: ignore[union-attr]
+                 .execution_options(populate_existing=True))
+    found = (await session.execute(statement)).first()
+    return (found[0], found[1]) if found else None
 
 
 async def own_by_key(session: AsyncSession, tenant_id: UUID, key: str) -> Workflow | None:
@@ -134,11 +149,27 @@ def _list_statement(search: bool, tags: bool, is_core: bool | None, template: bo
     return statement.order_by(*ordering).limit(bindparam("limit", type_=Integer))
 
 
+@lru_cache(maxsize=256)
+def _list_sql(shape: tuple[Any, ...], dialect: Dialect) -> tuple[str, tuple[str, ...]]:
+    """The shape's statement compiled once for the driver, with its parameter order."""
+    compiled = _list_statement(*shape).compile(dialect=dialect)
+    return compiled.string, tuple(compiled.positiontup or ())
+
+
+async def _run_list(session: AsyncSession, shape: tuple[Any, ...], params: dict[str, Any]
+                    ) -> list[Any]:
+    # Straight to the driver: this runs on every list request, and the statement is fixed per
+    # shape, so SQLAlchemy's per-execution work (cache key, result processing) buys nothing.
+    connection = await session.connection()
+    sql, names = _list_sql(shape, connection.dialect)
+    result = await connection.exec_driver_sql(sql, tuple(params[name] for name in names))
+    return list(result.all())
+
+
 async def list_page(session: AsyncSession, spec: WorkflowFilter, order: WorkflowOrder, *,
                     limit: int, after: tuple[Any, UUID] | None
                     ) -> tuple[list[WorkflowSummary], int]:
     """Up to `limit` rows after the keyset position, and the filter's total, in one query."""
-    statement = _list_statement(*_shape(spec, order, after is not None))
     params: dict[str, Any] = {"limit": limit}
     if spec.search:
         params["search"] = "%" + spec.search.replace("\\", "\\\\").replace(
@@ -149,15 +180,13 @@ async def list_page(session: AsyncSession, spec: WorkflowFilter, order: Workflow
         params["is_template"] = spec.is_template
     if after is not None:
         params["after_value"], params["after_id"] = after
-    rows = (await session.execute(statement, params)).all()
+    rows = await _run_list(session, _shape(spec, order, after is not None), params)
     if rows:
         return [WorkflowSummary(*row[:-1]) for row in rows], int(rows[0][-1])
-    empty = _list_statement(*_shape(spec, order, False))
+    # An empty page still reports the total: the same filter without the cursor, one row.
     count_only = {**params, "limit": 1}
-    count_only.pop("after_value", None)
-    count_only.pop("after_id", None)
-    first = (await session.execute(empty, count_only)).first()
-    return [], int(first[-1]) if first else 0
+    counted = await _run_list(session, _shape(spec, order, False), count_only)
+    return [], int(counted[0][-1]) if counted else 0
 
 
 def loaded_config(row: Workflow | WorkflowSummary) -> dict[str, Any] | None:

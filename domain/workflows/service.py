@@ -15,6 +15,7 @@ from domain.saved_actions import service as saved_actions
 from domain.shared.errors import DomainError, Problem, ValidationFailed
 from domain.shared.models import utcnow
 from domain.shared.pagination import Page, decode_cursor, encode_cursor, page_size
+from domain.users.models import User
 from domain.workflows import repository
 from domain.workflows.errors import CoreReadOnly, KeyTaken, WorkflowDeleted, WorkflowNotFound
 from domain.workflows.listing import WorkflowFilter, WorkflowOrder, WorkflowSummary
@@ -34,6 +35,12 @@ async def get(session: AsyncSession, workflow_id: UUID) -> Workflow | None:
 async def resolve_key(session: AsyncSession, key: str) -> Workflow | None:
     """The tenant's own live workflow with `key`, else the core one."""
     return await repository.by_key(session, key)
+
+
+async def resolve_key_with_creator(session: AsyncSession, key: str
+                                   ) -> tuple[Workflow, User | None] | None:
+    """`resolve_key` and the workflow's author, in one query."""
+    return await repository.by_key_with_creator(session, key)
 
 
 async def list_workflows(session: AsyncSession, spec: WorkflowFilter, order: WorkflowOrder, *,
