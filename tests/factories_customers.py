@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from graphql import OperationDefinitionNode, parse
+from sqlalchemy import event
 
 from domain.shared.settings import PROJECT_ROOT
 from tests.factories import GraphQLClient, TenantHandle
@@ -66,3 +69,19 @@ async def make_workflow(tenant: TenantHandle, *, key: str, config: dict[str, Any
     async with owner_transaction(tenant.settings.database_url, tenant_id=tenant.id) as session:
         await workflows.create_workflow(session, me, key=key, name=config.get("name", key),
                                         description=config.get("description"), config=config)
+
+
+@contextmanager
+def counting(app: Any) -> Iterator[list[str]]:
+    """Every SQL statement the app's engine runs inside the block."""
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    engine = app.state.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)

@@ -10,9 +10,14 @@ import pytest_asyncio
 
 from tests.factories import make_tenant, make_user
 from tests.factories_customers import UPSERT_FULL, upsert_customer
-from tests.test_isolation import as_tenant
 
 pytestmark = pytest.mark.asyncio
+
+
+async def as_tenant(connection: asyncpg.Connection, tenant_id: uuid.UUID) -> None:
+    """Begin a transaction the way the server does, with the tenant set locally."""
+    await connection.execute("BEGIN")
+    await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_id))
 
 
 @pytest_asyncio.fixture

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.factories import TenantHandle, make_tenant, make_user
-from tests.factories_customers import upsert_customer
-from tests.test_workflows_queries import counting
+from tests.factories_customers import counting, upsert_customer
 
 pytestmark = pytest.mark.asyncio
 
