@@ -25,7 +25,7 @@ class SavedAction:
     @classmethod
     def of(cls, row: SavedActionModel) -> SavedAction:
         return cls(id=strawberry.ID(str(row.id)), action_id=row.action_id, name=row.name,
-                   type=row.type, handler=row.handler, config=row.config,
+                   type=row.type, handler=row.handler, config=row.config,  # type: ignore[arg-type]
                    available_globally=row.available_globally, is_core=row.tenant_id is None)
 
 
@@ -55,7 +55,7 @@ class Query:
 class Mutation:
     @strawberry.mutation(description="A tenant action; the handler must be registered code "
                                      "for its type (default: the type's own).")
-    async def create_saved_action(self, info: Info, input: CreateSavedActionInput  # noqa: A002
+    async def create_saved_action(self, info: Info, input: CreateSavedActionInput
                                   ) -> SavedActionPayload:
         row, errors = await attempt(info, lambda: resolve.create(
             info, action_id=input.action_id, name=input.name, action_type=input.type,

@@ -85,7 +85,7 @@ def _payload(row: Any, errors: list[UserError]) -> WorkflowPayload:
 @strawberry.type
 class Mutation:
     @strawberry.mutation(description="A tenant workflow and its version 1.")
-    async def create_workflow(self, info: Info, input: CreateWorkflowInput  # noqa: A002
+    async def create_workflow(self, info: Info, input: CreateWorkflowInput
                               ) -> WorkflowPayload:
         data = {"key": input.key, "name": input.name, "description": input.description,
                 "config": input.config, "tags": input.tags,
@@ -94,7 +94,7 @@ class Mutation:
 
     @strawberry.mutation(description="A config change makes a new version; name, description "
                                      "or tags alone do not.")
-    async def update_workflow(self, info: Info, input: UpdateWorkflowInput  # noqa: A002
+    async def update_workflow(self, info: Info, input: UpdateWorkflowInput
                               ) -> WorkflowPayload:
         data = {"name": input.name, "description": input.description, "config": input.config,
                 "tags": input.tags, "is_template": input.is_template,
@@ -102,12 +102,12 @@ class Mutation:
         return _payload(*await attempt(info, lambda: resolve.change(info, input.id, data)))
 
     @strawberry.mutation(description="A new version whose config equals version `toVersion`.")
-    async def rollback_workflow(self, info: Info, id: strawberry.ID,  # noqa: A002
+    async def rollback_workflow(self, info: Info, id: strawberry.ID,
                                 to_version: int) -> WorkflowPayload:
         return _payload(*await attempt(info, lambda: resolve.rollback(info, id, to_version)))
 
     @strawberry.mutation(description="A tag names one version of a workflow: it moves here.")
-    async def tag_workflow_version(self, info: Info, id: strawberry.ID,  # noqa: A002
+    async def tag_workflow_version(self, info: Info, id: strawberry.ID,
                                    number: int, tag: str) -> WorkflowVersionPayload:
         found, errors = await attempt(info, lambda: resolve.tag(info, id, number, tag))
         return WorkflowVersionPayload(version=WorkflowVersion.of(found) if found else None,
@@ -115,18 +115,18 @@ class Mutation:
 
     @strawberry.mutation(description="Clone a template, a core or an own workflow into a new "
                                      "key.")
-    async def clone_workflow(self, info: Info, input: CloneWorkflowInput  # noqa: A002
+    async def clone_workflow(self, info: Info, input: CloneWorkflowInput
                              ) -> WorkflowPayload:
         return _payload(*await attempt(info, lambda: resolve.clone(
             info, input.source_id, input.key, input.name)))
 
     @strawberry.mutation(description="Soft delete: restorable, hidden from lists by default.")
-    async def delete_workflow(self, info: Info, id: strawberry.ID  # noqa: A002
+    async def delete_workflow(self, info: Info, id: strawberry.ID
                               ) -> WorkflowPayload:
         return _payload(*await attempt(info, lambda: resolve.remove(info, id)))
 
     @strawberry.mutation
-    async def restore_workflow(self, info: Info, id: strawberry.ID  # noqa: A002
+    async def restore_workflow(self, info: Info, id: strawberry.ID
                                ) -> WorkflowPayload:
         return _payload(*await attempt(info, lambda: resolve.restore(info, id)))
 
@@ -139,7 +139,7 @@ class Mutation:
 
     @strawberry.mutation(description="Branches live in the versioned config: an edit makes a "
                                      "new version.")
-    async def upsert_chat_branch(self, info: Info, input: ChatBranchInput  # noqa: A002
+    async def upsert_chat_branch(self, info: Info, input: ChatBranchInput
                                  ) -> WorkflowPayload:
         return _payload(*await attempt(info, lambda: resolve.upsert_branch(
             info, input.workflow_id, input.from_step_id, input.branch())))

@@ -13,13 +13,13 @@ from strawberry.scalars import JSON
 from domain.shared.errors import Problem
 from domain.workflows.diff import ConfigDiff
 from domain.workflows.listing import WorkflowFilter as FilterSpec
-from domain.workflows.listing import WorkflowSummary
 from domain.workflows.listing import WorkflowOrder as OrderModel
+from domain.workflows.listing import WorkflowSummary
 from domain.workflows.models import Workflow as WorkflowModel
 from domain.workflows.models import WorkflowVersion as VersionModel
 from resolvers import workflows as resolve
 from schema.context import Info
-from schema.errors import UserError, attempt, query_result
+from schema.errors import UserError, query_result
 from schema.relay import Connection
 from schema.users import User
 
@@ -54,7 +54,7 @@ class WorkflowVersion:
 
     @strawberry.field
     async def config(self, info: Info) -> JSON:
-        return (await self._load(info)).config
+        return (await self._load(info)).config  # type: ignore[return-value]
 
     @strawberry.field
     async def change_description(self, info: Info) -> str | None:
@@ -100,7 +100,7 @@ class Workflow:
 
     @strawberry.field
     async def config(self, info: Info) -> JSON:
-        return await resolve.config(info, self._row)
+        return await resolve.config(info, self._row)  # type: ignore[return-value]
 
     @strawberry.field
     async def created_by(self, info: Info) -> User | None:
@@ -121,7 +121,7 @@ class Workflow:
 
     @strawberry.field(description="A portable JSON document for importWorkflow.")
     async def export_document(self, info: Info) -> JSON:
-        return resolve.export_document(self._row, await resolve.config(info, self._row))
+        return resolve.export_document(self._row, await resolve.config(info, self._row))  # type: ignore[return-value]
 
     @strawberry.field(description="How many of the tenant's workflows were cloned from this one.")
     async def usage_count(self, info: Info) -> int:
@@ -206,7 +206,7 @@ class Query:
     @strawberry.field(description="Own and core workflows; a core one is hidden where the "
                                   "tenant has its own with the same key.")
     async def workflows(self, info: Info, first: int | None = None, after: str | None = None,
-                        filter: WorkflowFilter | None = None,  # noqa: A002 (contract name)
+                        filter: WorkflowFilter | None = None,
                         order_by: WorkflowOrder | None = None,  # type: ignore[valid-type]
                         ) -> Connection[Workflow]:
         spec = filter.spec() if filter else FilterSpec()
@@ -217,20 +217,20 @@ class Query:
 
     @strawberry.field(description="By key the tenant's own workflow shadows the core one; by "
                                   "id exactly that row (deleted ones too).")
-    async def workflow(self, info: Info, id: strawberry.ID | None = None,  # noqa: A002
+    async def workflow(self, info: Info, id: strawberry.ID | None = None,
                        key: str | None = None) -> Workflow | None:
         row = await resolve.one(info, workflow_id=id, key=key)
         return Workflow.of(row) if row else None
 
     @strawberry.field(description="Null when the workflow or either version is not visible.")
-    async def workflow_diff(self, info: Info, id: strawberry.ID,  # noqa: A002
+    async def workflow_diff(self, info: Info, id: strawberry.ID,
                             from_version: int, to_version: int) -> WorkflowDiff | None:
         found = await resolve.diff(info, id, from_version, to_version)
         return WorkflowDiff.of(found, from_version, to_version) if found else None
 
     @strawberry.field(description="The JSON Schema (draft 2020-12) of a workflow config.")
     def workflow_config_schema(self) -> JSON:
-        return resolve.config_schema()
+        return resolve.config_schema()  # type: ignore[return-value]
 
     @strawberry.field(description="Every problem at once, as {code, message, path}.")
     async def validate_workflow_config(self, info: Info, config: JSON) -> ValidationResult:

@@ -39,6 +39,7 @@ CONTRACT = (PROJECT_ROOT / "tests" / "contract" / "builder.graphql")
 EXAMPLE = json.loads((PROJECT_ROOT / "seeds" / "workflows" / "critical.json").read_text())
 BY_KEY = "w0250"
 FLOOR = "floor (Starlette+asyncpg)"
+VIEWER = "query Viewer { viewer { id email name role tenant { id name } } }"
 
 
 def _operation(name: str) -> str:
@@ -214,12 +215,12 @@ def main() -> None:
     args = parser.parse_args()
     import httpx
 
-    list_body = {"query": _operation("WorkflowList"), "operationName": "WorkflowList",
-                 "variables": {"first": 20}}
-    key_body = {"query": _operation("WorkflowByKey"), "operationName": "WorkflowByKey",
-                "variables": {"key": BY_KEY}}
-    viewer_body = {"query": "query Viewer { viewer { id email name role tenant { id name } } }",
-                   "operationName": "Viewer"}
+    Body = dict[str, object]
+    list_body: Body = {"query": _operation("WorkflowList"), "operationName": "WorkflowList",
+                       "variables": {"first": 20}}
+    key_body: Body = {"query": _operation("WorkflowByKey"), "operationName": "WorkflowByKey",
+                      "variables": {"key": BY_KEY}}
+    viewer_body: Body = {"operationName": "Viewer", "query": VIEWER}
     results = []
     with benchlib.scratch_database() as url:
         settings = Settings.from_env(database_url=url)
@@ -232,7 +233,8 @@ def main() -> None:
         # does not land on one side only.
         with benchlib.server_process(url) as graphql, \
                 benchlib.server_process(url, app="scripts.bench_workflows:floor_app") as floor:
-            plan = [("GraphQL", graphql, "/graphql", "WorkflowList first:20", list_body),
+            plan: list[tuple[str, str, str, str, Body]] = [
+                    ("GraphQL", graphql, "/graphql", "WorkflowList first:20", list_body),
                     (FLOOR, floor, "/list", "WorkflowList first:20", list_body),
                     ("GraphQL", graphql, "/graphql", "WorkflowByKey", key_body),
                     (FLOOR, floor, "/by-key", "WorkflowByKey", key_body),

@@ -56,7 +56,8 @@ class TestSeedFilesFollowTheSeedDocuments:
     def test_emergency_needs_the_managers_approval_before_proceeding(self) -> None:
         steps = load("emergency")["steps"]
         approvals = [i for i, s in enumerate(steps) if s["type"] == "approval"]
-        assert approvals and steps[approvals[0]]["approver"] == "{{csm.manager}}"
+        assert approvals
+        assert steps[approvals[0]]["approver"] == "{{csm.manager}}"
         # Nothing but the status check comes before the approval.
         assert approvals[0] == 1
 
@@ -67,8 +68,10 @@ class TestSeedFilesFollowTheSeedDocuments:
         recipients = [" ".join(n["recipients"]) for n in scheduled]
         assert "csm.manager" in recipients[0]
         assert "vpCustomerSuccess" in recipients[1]
-        assert scheduled[2]["type"] == "slack" and "war room" in scheduled[2]["title"].lower()
-        assert "company.ceo" in recipients[3] and "company.ceo" in recipients[4]
+        assert scheduled[2]["type"] == "slack"
+        assert "war room" in scheduled[2]["title"].lower()
+        assert "company.ceo" in recipients[3]
+        assert "company.ceo" in recipients[4]
 
     def test_core_saved_actions(self) -> None:
         actions = json.loads((PROJECT_ROOT / "seeds" / "saved_actions.json").read_text())
@@ -101,7 +104,8 @@ class TestValidateCommand:
         bad = tmp_path / "bad.json"
         bad.write_text("{not json")
         lines = seeding.validate_files([bad])
-        assert len(lines) == 1 and "INVALID_JSON" in lines[0]
+        assert len(lines) == 1
+        assert "INVALID_JSON" in lines[0]
 
 
 class TestSeedCommand:

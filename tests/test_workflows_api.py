@@ -24,11 +24,14 @@ class TestCreateAndRead:
     async def test_create_makes_version_one_and_reads_back_by_key(self, gql, two) -> None:
         a, _ = two
         made = await make_workflow(gql, a, key="renewal-play", description="For renewals")
-        assert made["version"] == "1.0.0" and made["latestVersion"] == {"number": 1}
-        assert made["isCore"] is False and made["isTemplate"] is False
+        assert made["version"] == "1.0.0"
+        assert made["latestVersion"] == {"number": 1}
+        assert made["isCore"] is False
+        assert made["isTemplate"] is False
         data = await op(gql, "WorkflowByKey", {"key": "renewal-play"}, token=a.token)
         found = data["workflow"]
-        assert found["id"] == made["id"] and found["description"] == "For renewals"
+        assert found["id"] == made["id"]
+        assert found["description"] == "For renewals"
         assert found["config"]["id"] == "renewal-play"
         assert found["config"]["steps"] == config()["steps"]
         assert found["createdBy"]["id"] == str(a.admin_id)
@@ -87,7 +90,8 @@ class TestCoreShadowing:
         for tenant in two:
             found = (await op(gql, "WorkflowByKey", {"key": "critical"},
                               token=tenant.token))["workflow"]
-            assert found["isCore"] is True and found["createdBy"] is None
+            assert found["isCore"] is True
+            assert found["createdBy"] is None
             assert len(found["config"]["steps"]) == 4
 
     async def test_a_tenants_own_workflow_shadows_core_for_that_tenant_only(
@@ -96,8 +100,10 @@ class TestCoreShadowing:
         own = await make_workflow(gql, a, key="critical", name="Our critical")
         a_sees = (await op(gql, "WorkflowByKey", {"key": "critical"}, token=a.token))["workflow"]
         b_sees = (await op(gql, "WorkflowByKey", {"key": "critical"}, token=b.token))["workflow"]
-        assert a_sees["id"] == own["id"] and a_sees["isCore"] is False
-        assert b_sees["isCore"] is True and b_sees["name"] == "Critical Renewal"
+        assert a_sees["id"] == own["id"]
+        assert a_sees["isCore"] is False
+        assert b_sees["isCore"] is True
+        assert b_sees["name"] == "Critical Renewal"
         a_list = await op(gql, "WorkflowList", {"first": 50, "filter": {"search": "critical"}},
                           token=a.token)
         b_list = await op(gql, "WorkflowList", {"first": 50, "filter": {"search": "critical"}},
@@ -256,3 +262,58 @@ class TestDeleteAndRestore:
         data = await op(gql, "UpdateWorkflow", {"input": {"id": made["id"], "name": "x"}},
                         token=a.token)
         assert data["updateWorkflow"]["errors"][0]["code"] == "WORKFLOW_DELETED"
+
+
+def _broken(kind: str) -> tuple[dict, str, str]:  # type: ignore[type-arg]
+    """A config with one kind of problem, the code expected, and where."""
+    made = config("broken-kind")
+    if kind == "dangling route":
+        made["steps"][0]["routing"]["routes"][0]["next"] = "ghost"
+        return made, "UNKNOWN_STEP", "$.steps[0].routing.routes[0].next"
+    if kind == "duplicate step id":
+        made["steps"][1]["id"] = "status-assessment"
+        return made, "DUPLICATE_STEP_ID", "$.steps[1].id"
+    if kind == "unreachable step":
+        made["steps"].append({"id": "island", "name": "Island", "type": "task"})
+        return made, "UNREACHABLE_STEP", "$.steps[3]"
+    if kind == "cycle":
+        made["steps"][2]["routing"] = {"defaultRoute": "executive-escalation"}
+        return made, "CYCLE", "$.steps[1]"
+    if kind == "broken template":
+        made["steps"][2]["execution"]["llmPrompt"] = "Plan for {{customer.name"
+        return made, "TEMPLATE_SYNTAX", "$.steps[2].execution.llmPrompt"
+    if kind == "truncated template":
+        made["steps"][1]["notifications"][0]["message"] = "{{#if csm.manager}}escalate"
+        return made, "TEMPLATE_TRUNCATED", "$.steps[1].notifications[0].message"
+    if kind == "ui artifacts":
+        made["steps"][1]["ui"] = {"artifacts": [{"type": "chart"}]}
+        return made, "UI_ARTIFACT", "$.steps[1].ui"
+    if kind == "missing steps":
+        del made["steps"]
+        return made, "REQUIRED", "$.steps"
+    made["steps"][1]["chatBranches"][1]["savedAction"] = "summon-dragons"
+    return made, "UNKNOWN_SAVED_ACTION", "$.steps[1].chatBranches[1].savedAction"
+
+
+KINDS = ["dangling route", "duplicate step id", "unreachable step", "cycle", "broken template",
+         "truncated template", "ui artifacts", "missing steps", "unknown saved action"]
+
+
+class TestInvalidConfigsOverTheApi:
+    @pytest.mark.parametrize("kind", KINDS)
+    async def test_validate_and_create_report_it_and_write_nothing(self, gql, two,
+                                                                    kind: str) -> None:
+        a, b = two
+        broken, code, path = _broken(kind)
+        for tenant in (a, b):
+            result = (await op(gql, "ValidateConfig", {"config": broken},
+                               token=tenant.token))["validateWorkflowConfig"]
+            assert result["valid"] is False
+            assert (code, path) in {(e["code"], e["path"]) for e in result["errors"]}
+        created = (await op(gql, "CreateWorkflow", {"input": {
+            "key": "broken-kind", "name": "Broken", "config": broken}},
+            token=a.token))["createWorkflow"]
+        assert created["workflow"] is None
+        assert (code, path) in {(e["code"], e["path"]) for e in created["errors"]}
+        assert (await op(gql, "WorkflowByKey", {"key": "broken-kind"},
+                         token=a.token))["workflow"] is None

@@ -79,7 +79,8 @@ class TestFilters:
     async def test_latest_version_comes_with_the_row(self, gql, tenant) -> None:
         data = await op(gql, "WorkflowList", {"first": 1}, token=tenant.token)
         node = data["workflows"]["edges"][0]["node"]
-        assert node["latestVersion"]["number"] == 1 and node["latestVersion"]["changedAt"]
+        assert node["latestVersion"]["number"] == 1
+        assert node["latestVersion"]["changedAt"]
 
 
 class TestPagination:
@@ -136,7 +137,8 @@ class TestPagination:
 
     async def test_an_empty_page_still_counts(self, gql, tenant) -> None:
         data = await op(gql, "WorkflowList", {"first": 0}, token=tenant.token)
-        assert data["workflows"]["edges"] == [] and data["workflows"]["totalCount"] == 6
+        assert data["workflows"]["edges"] == []
+        assert data["workflows"]["totalCount"] == 6
 
     async def test_another_tenants_rows_are_never_listed(self, gql, tenant, settings) -> None:
         other = await make_tenant(settings)

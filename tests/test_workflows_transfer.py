@@ -30,8 +30,10 @@ class TestClone:
         payload = data["cloneWorkflow"]
         assert payload["errors"] == []
         clone = payload["workflow"]
-        assert clone["key"] == "our-overdue" and clone["isCore"] is False
-        assert clone["name"] == "Overdue Renewal" and clone["isTemplate"] is False
+        assert clone["key"] == "our-overdue"
+        assert clone["isCore"] is False
+        assert clone["name"] == "Overdue Renewal"
+        assert clone["isTemplate"] is False
         assert clone["config"]["id"] == "our-overdue"
         assert len(clone["config"]["steps"]) == 3
         assert (await op(gql, "WorkflowByKey", {"key": "our-overdue"}, token=b.token))[
@@ -73,8 +75,10 @@ class TestExportImport:
         made = await make_workflow(gql, a, key="portable", tags=["x"], description="Moves")
         exported = (await op(gql, "ExportWorkflow", {"id": made["id"]}, token=a.token))[
             "workflow"]["exportDocument"]
-        assert exported["format"] == "stepwise.workflow" and exported["key"] == "portable"
-        assert "id" not in exported and "tenantId" not in exported
+        assert exported["format"] == "stepwise.workflow"
+        assert exported["key"] == "portable"
+        assert "id" not in exported
+        assert "tenantId" not in exported
         data = await op(gql, "ImportWorkflow", {"document": exported}, token=b.token)
         payload = data["importWorkflow"]
         assert payload["errors"] == []

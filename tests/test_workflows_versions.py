@@ -45,7 +45,8 @@ class TestHistory:
         tenant, wid, _, _ = history
         data = await op(gql, "WorkflowHistory", {"id": wid, "first": 2}, token=tenant.token)
         versions = data["workflow"]["versions"]
-        assert versions["totalCount"] == 3 and versions["pageInfo"]["hasNextPage"] is True
+        assert versions["totalCount"] == 3
+        assert versions["pageInfo"]["hasNextPage"] is True
         nodes = [e["node"] for e in versions["edges"]]
         assert [n["number"] for n in nodes] == [3, 2]
         assert nodes[0]["changeDescription"] == "Add a follow-up"
@@ -65,7 +66,8 @@ class TestDiff:
         data = await op(gql, "CompareVersions", {"id": wid, "from": 1, "to": 3},
                         token=tenant.token)
         diff = data["workflowDiff"]
-        assert diff["fromVersion"] == 1 and diff["toVersion"] == 3
+        assert diff["fromVersion"] == 1
+        assert diff["toVersion"] == 3
         assert diff["stepsAdded"] == ["follow-up"]
         assert diff["stepsRemoved"] == []
         assert set(diff["stepsChanged"]) == {"executive-escalation", "resolution-plan"}
@@ -75,7 +77,8 @@ class TestDiff:
                                                          "Resolution Plan (revised)")
         removed = changes[("REMOVED", "$.steps[?(@.id=='executive-escalation')]"
                                       ".chatBranches[?(@.id=='ask')]")]
-        assert removed["before"]["type"] == "llm" and removed["after"] is None
+        assert removed["before"]["type"] == "llm"
+        assert removed["after"] is None
         assert changes[("ADDED", "$.steps[?(@.id=='follow-up')]")]["after"]["name"] == \
             "Follow up"
         assert ("ADDED", "$.steps[?(@.id=='resolution-plan')].routing") in changes
@@ -84,7 +87,8 @@ class TestDiff:
         tenant, wid, _, _ = history
         diff = (await op(gql, "CompareVersions", {"id": wid, "from": 3, "to": 1},
                          token=tenant.token))["workflowDiff"]
-        assert diff["stepsRemoved"] == ["follow-up"] and diff["stepsAdded"] == []
+        assert diff["stepsRemoved"] == ["follow-up"]
+        assert diff["stepsAdded"] == []
 
     async def test_a_missing_version_gives_null(self, gql, history) -> None:
         tenant, wid, _, _ = history
@@ -157,7 +161,7 @@ class TestTags:
 class TestTheTriggerIsTheOnlyWriter:
     async def test_a_raw_config_update_still_makes_a_version(
             self, gql, history, app_connection_factory) -> None:
-        tenant, wid, _, v3 = history
+        tenant, wid, _, _v3 = history
         conn = await app_connection_factory()
         async with conn.transaction():
             await conn.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant.id))
@@ -169,7 +173,8 @@ class TestTheTriggerIsTheOnlyWriter:
         hist = await op(gql, "WorkflowHistory", {"id": wid, "first": 1}, token=tenant.token)
         node = hist["workflow"]["versions"]["edges"][0]["node"]
         assert hist["workflow"]["versions"]["totalCount"] == 4
-        assert node["number"] == 4 and node["changedBy"] is None
+        assert node["number"] == 4
+        assert node["changedBy"] is None
 
     async def test_versions_cannot_be_forged_or_rewritten(
             self, history, app_connection_factory) -> None:

@@ -20,7 +20,7 @@ async def visible(session: AsyncSession) -> list[SavedAction]:
 
 
 async def visible_ids(session: AsyncSession) -> set[str]:
-    return set(await session.scalars(select(A.action_id)))
+    return set(await session.scalars(select(A.action_id)))  # type: ignore[call-overload]
 
 
 async def by_action_id(session: AsyncSession, action_id: str) -> SavedAction | None:
@@ -43,7 +43,7 @@ async def upsert_core(session: AsyncSession, values: dict[str, Any]) -> str:
     excluded = statement.excluded
     current = tuple_(*(getattr(A, c) for c in changing))
     incoming = tuple_(*(excluded[c] for c in changing))
-    statement = statement.on_conflict_do_update(
+    statement = statement.on_conflict_do_update(  # type: ignore[call-overload]
         constraint="uq_saved_actions_tenant_action",
         set_={**{c: excluded[c] for c in changing}, "updated_at": func.now()},
         where=current.is_distinct_from(incoming),

@@ -33,9 +33,10 @@ def _by_id(items: Any) -> dict[str, Any] | None:
     if not isinstance(items, list) or not items:
         return None
     ids = [item.get("id") if isinstance(item, dict) else None for item in items]
-    if not all(isinstance(i, str) for i in ids) or len(set(ids)) != len(ids):
+    keys = [i for i in ids if isinstance(i, str)]
+    if len(keys) != len(items) or len(set(keys)) != len(keys):
         return None
-    return dict(zip(ids, items, strict=True))
+    return dict(zip(keys, items, strict=True))
 
 
 def _child(path: str, key: str | int) -> str:

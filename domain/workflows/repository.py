@@ -23,14 +23,13 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from domain.workflows.listing import SUMMARY_COLUMNS, WorkflowFilter, WorkflowOrder, WorkflowSummary
 from domain.users.models import User
+from domain.workflows.listing import SUMMARY_COLUMNS, WorkflowFilter, WorkflowOrder, WorkflowSummary
 from domain.workflows.models import Workflow, WorkflowVersion
 
 _SET_ACTOR = text("SELECT set_config('app.user_id', :user, true), "
@@ -130,11 +129,11 @@ def _list_statement(search: bool, tags: bool, is_core: bool | None, template: bo
         conditions.append(W.is_template == bindparam("is_template", type_=Boolean))  # type: ignore[arg-type]
     # A core workflow is hidden where the tenant has its own live workflow with the same key.
     own = aliased(Workflow)
-    shadowed = exists().where(own.key == W.key, own.tenant_id.is_not(None),  # type: ignore[union-attr]
+    shadowed = exists().where(own.key == W.key, own.tenant_id.is_not(None),  # type: ignore[union-attr,arg-type]
                               own.deleted_at.is_(None))  # type: ignore[union-attr]
     conditions.append(or_(W.tenant_id.is_not(None), ~shadowed))  # type: ignore[union-attr]
     sort_column = getattr(W, order.column)
-    visible = select(W.id, sort_column.label("sort")).where(and_(*conditions)).cte("visible")
+    visible = select(W.id, sort_column.label("sort")).where(and_(*conditions)).cte("visible")  # type: ignore[call-overload]
     total = select(func.count()).select_from(visible).scalar_subquery()
     columns = [getattr(W, name) for name in SUMMARY_COLUMNS]
     statement = select(*columns, total.label("total")).join(visible, visible.c.id == W.id)
@@ -195,13 +194,13 @@ def loaded_config(row: Workflow | WorkflowSummary) -> dict[str, Any] | None:
 
 
 async def configs(session: AsyncSession, ids: Sequence[UUID]) -> list[tuple[UUID, Any]]:
-    statement = select(W.id, W.config).where(W.id == any_(list(ids)))  # type: ignore[arg-type]
+    statement = select(W.id, W.config).where(W.id == any_(list(ids)))  # type: ignore[arg-type,call-overload]
     return [(i, c) for i, c in (await session.execute(statement)).all()]
 
 
 async def usage_counts(session: AsyncSession, ids: Sequence[UUID]) -> dict[UUID, int]:
     """How many visible workflows were cloned from each of `ids`."""
-    statement = (select(W.cloned_from, func.count()).where(W.cloned_from.in_(ids))  # type: ignore[union-attr]
+    statement = (select(W.cloned_from, func.count()).where(W.cloned_from.in_(ids))  # type: ignore[union-attr,call-overload]
                  .group_by(W.cloned_from))
     return {source: count for source, count in (await session.execute(statement)).all()}
 
@@ -213,7 +212,7 @@ async def upsert_core(session: AsyncSession, values: dict[str, Any]) -> str:
     excluded = statement.excluded
     current = tuple_(*(getattr(Workflow, c) for c in changing), W.deleted_at)
     incoming = tuple_(*(excluded[c] for c in changing), literal(None, W.deleted_at.type))  # type: ignore[union-attr]
-    statement = statement.on_conflict_do_update(
+    statement = statement.on_conflict_do_update(  # type: ignore[call-overload]
         constraint="uq_workflows_tenant_key",
         set_={**{c: excluded[c] for c in changing}, "deleted_at": None},
         where=current.is_distinct_from(incoming),

@@ -78,7 +78,10 @@ def _structure(config: dict[str, Any]) -> list[Problem]:
     return problems
 
 
-def _walk(value: Any, parts: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], Any]]:
+Parts = tuple[str | int, ...]
+
+
+def _walk(value: Any, parts: Parts = ()) -> Iterator[tuple[Parts, Any]]:
     yield parts, value
     if isinstance(value, dict):
         for key, item in value.items():
@@ -231,10 +234,10 @@ def _step_rules(steps: list[Any], known_actions: set[str] | None) -> list[Proble
     for i, step in enumerate(steps):
         if not isinstance(step, dict):
             continue
-        branches = step.get("chatBranches") if isinstance(step.get("chatBranches"), list) else []
+        branches = _list(step.get("chatBranches"))
         problems += _duplicates(branches, ("steps", i, "chatBranches"), "DUPLICATE_BRANCH_ID",
                                 "branch")
-        notes = step.get("notifications") if isinstance(step.get("notifications"), list) else []
+        notes = _list(step.get("notifications"))
         problems += _duplicates(notes, ("steps", i, "notifications"),
                                 "DUPLICATE_NOTIFICATION_ID", "notification")
         if known_actions is None:
@@ -248,6 +251,10 @@ def _step_rules(steps: list[Any], known_actions: set[str] | None) -> list[Proble
                     "UNKNOWN_SAVED_ACTION", f"no saved action '{action}' exists for this tenant",
                     json_path(("steps", i, "chatBranches", j, "savedAction"))))
     return problems
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _duplicates(items: list[Any], base: tuple[str | int, ...], code: str, noun: str
