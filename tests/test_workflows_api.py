@@ -317,3 +317,56 @@ class TestInvalidConfigsOverTheApi:
         assert (code, path) in {(e["code"], e["path"]) for e in created["errors"]}
         assert (await op(gql, "WorkflowByKey", {"key": "broken-kind"},
                          token=a.token))["workflow"] is None
+
+
+class TestRowLevelSecurityAsTheAppRole:
+    async def _as(self, conn, tenant_id) -> None:  # type: ignore[no-untyped-def]
+        await conn.execute("BEGIN")
+        await conn.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_id))
+
+    async def test_inserting_core_or_foreign_rows_and_moving_rows_is_refused(
+            self, gql, two, app_connection_factory) -> None:
+        import asyncpg
+
+        a, b = two
+        mine = await make_workflow(gql, b, key="movable")
+        conn = await app_connection_factory()
+        attacks = [
+            ("INSERT INTO workflows (tenant_id, key, name, config, is_core) "
+             "VALUES (NULL, 'fake-core', 'x', '{}', true)", ()),
+            ("INSERT INTO workflows (tenant_id, key, name, config) "
+             "VALUES ($1, 'planted', 'x', '{}')", (a.id,)),
+            ("UPDATE workflows SET tenant_id = $1 WHERE id = $2", (a.id, uuid.UUID(mine["id"]))),
+            ("INSERT INTO saved_actions (tenant_id, action_id, name, type, handler, is_core) "
+             "VALUES (NULL, 'fake', 'x', 'skip', 'code:skip', true)", ()),
+        ]
+        for statement, args in attacks:
+            await self._as(conn, b.id)
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await conn.execute(statement, *args)
+            await conn.execute("ROLLBACK")
+
+    async def test_without_a_tenant_only_core_rows_are_visible(
+            self, gql, two, app_connection_factory) -> None:
+        a, _ = two
+        await make_workflow(gql, a, key="hidden-without-tenant")
+        conn = await app_connection_factory()
+        async with conn.transaction():
+            tenants = {r["tenant_id"] for r in await conn.fetch("SELECT tenant_id FROM workflows")}
+            versions = {r["tenant_id"] for r in
+                        await conn.fetch("SELECT tenant_id FROM workflow_versions")}
+        assert tenants == {None}
+        assert versions == {None}
+
+    async def test_uploaded_handlers_are_refused_by_the_database_too(
+            self, two, app_connection_factory) -> None:
+        import asyncpg
+
+        a, _ = two
+        conn = await app_connection_factory()
+        await self._as(conn, a.id)
+        with pytest.raises(asyncpg.CheckViolationError):
+            await conn.execute(
+                "INSERT INTO saved_actions (tenant_id, action_id, name, type, handler) "
+                "VALUES ($1, 'js', 'x', 'script', 'file:handlers/custom.js')", a.id)
+        await conn.execute("ROLLBACK")
