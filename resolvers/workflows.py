@@ -122,7 +122,17 @@ async def usage_count(info: Info, workflow_id: UUID) -> int:
 
 async def history(info: Info, workflow_id: UUID, *, first: int | None, after: str | None
                   ) -> Page[WorkflowVersion]:
-    return await versions.history(info.context.session, workflow_id, first=first, after=after)
+    """One page of versions, batched with every other workflow's page in this request."""
+    size, before = versions.history_position(first, after)
+
+    async def fetch(keys: list[UUID]) -> list[Page[WorkflowVersion]]:
+        pages = await versions.histories(info.context.session, keys, size=size, before=before)
+        return [pages[k] for k in keys]
+
+    loader = info.context.loaders.get(f"workflow_history:{size}:{before}",
+                                      lambda c: DataLoader(load_fn=fetch))
+    page: Page[WorkflowVersion] = await loader.load(workflow_id)
+    return page
 
 
 async def diff(info: Info, workflow_id: str, from_version: int, to_version: int

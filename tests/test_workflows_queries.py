@@ -28,6 +28,8 @@ query HeavyList($first: Int) {
       id key name description version tags isCore isTemplate deletedAt updatedAt usageCount
       createdBy { id email manager { id } }
       latestVersion { number changedAt changeDescription tags changedBy { id email } }
+      versions(first: 2) { totalCount pageInfo { hasNextPage } edges { node { number } } }
+      config
     } }
   }
 }
@@ -70,13 +72,16 @@ class TestNoNPlusOne:
                 data = await gql(HEAVY_LIST, {"first": first}, token=tenant.token)
             edges = data["workflows"]["edges"]
             assert len(edges) == first
-            assert all(e["node"]["latestVersion"]["changedBy"] for e in edges
-                       if not e["node"]["isCore"])
+            own = [e["node"] for e in edges if not e["node"]["isCore"]]
+            assert all(n["latestVersion"]["changedBy"] for n in own)
+            assert all(n["versions"]["totalCount"] == 1 for n in own)
+            assert all(n["versions"]["edges"] == [{"node": {"number": 1}}] for n in own)
+            assert all(n["config"]["id"] == n["key"] for n in own)
             counts[name] = len(statements)
         assert counts["small"] == counts["large"], counts
-        # tenant setting, the page (with its count), users, managers, versions, versions' users
-        # (deduplicated by the loader), usage counts.
-        assert counts["large"] <= 7, counts
+        # the page (with its count), users, managers, latest versions, histories, configs,
+        # usage counts; versions' users are deduplicated by the loader.
+        assert counts["large"] <= 8, counts
 
     async def test_the_contract_list_is_one_query_after_the_tenant_setting(
             self, gql, app, settings) -> None:

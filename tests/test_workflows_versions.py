@@ -204,3 +204,36 @@ class TestTheTriggerIsTheOnlyWriter:
             rows = await conn.fetch("SELECT 1 FROM workflow_versions WHERE workflow_id = $1",
                                     uuid.UUID(wid))
             assert rows == []
+
+
+class TestHistoriesInOneQuery:
+    async def test_pages_of_several_workflows_agree_with_single_reads(
+            self, gql, history, settings) -> None:
+        tenant, wid, _, _ = history
+        other = await make_workflow(gql, tenant, key="other-history")
+        query = """query($after: String) { workflows(first: 50, filter: {isCore: false}) {
+          edges { node { id versions(first: 1, after: $after) {
+            totalCount pageInfo { hasNextPage endCursor } edges { node { number } } } } } } }"""
+        data = await gql(query, {}, token=tenant.token)
+        pages = {e["node"]["id"]: e["node"]["versions"] for e in data["workflows"]["edges"]}
+        assert pages[wid]["totalCount"] == 3
+        assert pages[wid]["edges"] == [{"node": {"number": 3}}]
+        assert pages[wid]["pageInfo"]["hasNextPage"] is True
+        assert pages[other["id"]]["edges"] == [{"node": {"number": 1}}]
+        cursor = pages[wid]["pageInfo"]["endCursor"]
+        later = await gql(query, {"after": cursor}, token=tenant.token)
+        pages = {e["node"]["id"]: e["node"]["versions"] for e in later["workflows"]["edges"]}
+        assert pages[wid]["edges"] == [{"node": {"number": 2}}]
+        # The cursor is a position (below version 3), so the other workflow's page starts
+        # there too; its count ignores the cursor.
+        assert pages[other["id"]]["edges"] == [{"node": {"number": 1}}]
+        assert pages[other["id"]]["totalCount"] == 1
+
+    async def test_past_the_last_version_the_page_is_empty_but_counted(self, gql, history) -> None:
+        tenant, wid, _, _ = history
+        first = await op(gql, "WorkflowHistory", {"id": wid, "first": 3}, token=tenant.token)
+        end = first["workflow"]["versions"]["pageInfo"]["endCursor"]
+        past = await op(gql, "WorkflowHistory", {"id": wid, "first": 3, "after": end},
+                        token=tenant.token)
+        assert past["workflow"]["versions"]["edges"] == []
+        assert past["workflow"]["versions"]["totalCount"] == 3

@@ -226,20 +226,39 @@ async def upsert_core(session: AsyncSession, values: dict[str, Any]) -> str:
 # Versions
 
 
-async def versions_page(session: AsyncSession, workflow_id: UUID, *, limit: int,
-                        before: int | None) -> tuple[list[WorkflowVersion], int]:
-    """Newest first, `limit` rows below version `before`, and the workflow's version count."""
+async def versions_pages(session: AsyncSession, workflow_ids: Sequence[UUID], *, limit: int,
+                         before: int | None
+                         ) -> dict[UUID, tuple[list[WorkflowVersion], int]]:
+    """For each workflow: newest first, `limit` versions below `before`, and its version count.
+
+    One query for any number of workflows (window functions), so a list asking for each
+    workflow's history costs the same as one workflow.
+    """
     V = WorkflowVersion
-    total = select(func.count()).where(V.workflow_id == workflow_id).scalar_subquery()  # type: ignore[arg-type]
-    statement = select(V, total).where(V.workflow_id == workflow_id)  # type: ignore[arg-type]
+    counted = (select(V, func.count().over(partition_by=V.workflow_id)  # type: ignore[arg-type]
+                      .label("total"))
+               .where(V.workflow_id == any_(list(workflow_ids))).subquery())  # type: ignore[arg-type]
+    ranked_from = select(counted, func.row_number().over(
+        partition_by=counted.c.workflow_id, order_by=counted.c.number.desc()).label("rank"))
     if before is not None:
-        statement = statement.where(V.number < before)  # type: ignore[arg-type]
-    rows = (await session.execute(statement.order_by(V.number.desc()).limit(limit))).all()  # type: ignore[attr-defined]
-    if not rows:
-        count = (await session.execute(select(func.count()).where(
-            V.workflow_id == workflow_id))).scalar_one()  # type: ignore[arg-type]
-        return [], int(count)
-    return [r[0] for r in rows], int(rows[0][1])
+        ranked_from = ranked_from.where(counted.c.number < before)
+    ranked = ranked_from.subquery()
+    version = aliased(V, ranked)
+    statement = (select(version, ranked.c.total).where(ranked.c.rank <= limit)
+                 .order_by(ranked.c.workflow_id, ranked.c.number.desc()))
+    pages: dict[UUID, tuple[list[WorkflowVersion], int]] = {}
+    for row, total in (await session.execute(statement)).all():
+        items, _ = pages.get(row.workflow_id, ([], 0))
+        items.append(row)
+        pages[row.workflow_id] = (items, int(total))
+    missing = [i for i in workflow_ids if i not in pages]
+    if missing:  # no version below the cursor: the counts still come from one query
+        totals = select(V.workflow_id, func.count()).where(  # type: ignore[call-overload]
+            V.workflow_id == any_(missing)).group_by(V.workflow_id)  # type: ignore[arg-type]
+        found = dict((await session.execute(totals)).all())
+        for workflow_id in missing:
+            pages[workflow_id] = ([], int(found.get(workflow_id, 0)))
+    return pages
 
 
 async def version(session: AsyncSession, workflow_id: UUID, number: int

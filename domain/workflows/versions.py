@@ -15,19 +15,28 @@ from domain.workflows.diff import ConfigDiff, diff_configs
 from domain.workflows.models import Workflow, WorkflowVersion
 
 
-async def history(session: AsyncSession, workflow_id: UUID, *, first: int | None,
-                  after: str | None) -> Page[WorkflowVersion]:
-    """Newest first."""
+def history_position(first: int | None, after: str | None) -> tuple[int, int | None]:
+    """(page size, the version number the page starts below) from Relay arguments."""
     size = page_size(first)
     position = decode_cursor(after, arity=1)
     before = position[0] if position else None
     if before is not None and not isinstance(before, int):
         raise DomainError("not a cursor from this list", path="after", code="INVALID_CURSOR")
-    rows, total = await repository.versions_page(session, workflow_id, limit=size + 1,
-                                                 before=before)
-    items = rows[:size]
-    return Page(items=items, cursors=[encode_cursor([v.number]) for v in items],
-                has_next=len(rows) > size, total=total, has_previous=after is not None)
+    return size, before
+
+
+async def histories(session: AsyncSession, workflow_ids: list[UUID], *, size: int,
+                    before: int | None) -> dict[UUID, Page[WorkflowVersion]]:
+    """Each workflow's versions, newest first, one page each, in one query."""
+    found = await repository.versions_pages(session, workflow_ids, limit=size + 1,
+                                            before=before)
+    pages = {}
+    for workflow_id, (rows, total) in found.items():
+        items = rows[:size]
+        pages[workflow_id] = Page(items=items, cursors=[encode_cursor([v.number]) for v in items],
+                                  has_next=len(rows) > size, total=total,
+                                  has_previous=before is not None)
+    return pages
 
 
 async def get_version(session: AsyncSession, workflow_id: UUID, number: int
