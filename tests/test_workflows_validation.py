@@ -162,3 +162,10 @@ class TestContent:
         found = {c for c, _ in codes(config)}
         assert {"DUPLICATE_STEP_ID", "UNKNOWN_STEP", "UI_ARTIFACT",
                 "TEMPLATE_TRUNCATED"} <= found
+
+
+class TestLimits:
+    def test_an_oversized_config_is_refused_before_anything_else(self) -> None:
+        config = example()
+        config["steps"][2]["description"] = "x" * 300_000
+        assert codes(config) == {("CONFIG_TOO_LARGE", "$")}

@@ -5,6 +5,7 @@ One validator guards create, update, import, clone, rollback, seeding and `stepw
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -16,6 +17,7 @@ from domain.templating import engine
 from domain.workflows.config_schema import CONFIG_SCHEMA, FORBIDDEN_KEYS
 
 _SCHEMA = Draft202012Validator(CONFIG_SCHEMA)
+MAX_CONFIG_BYTES = 256_000
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MISSING = re.compile(r"^'(.+)' is a required property$")
 _CODES = {
@@ -43,6 +45,12 @@ def validate(config: Any, *, known_actions: set[str] | None) -> list[Problem]:
     """Every problem with `config`; `known_actions=None` skips the saved-action check."""
     if not isinstance(config, dict):
         return [Problem("INVALID_TYPE", "a workflow config is a JSON object", "$")]
+    # Checked first and alone: every later check (templates especially) grows with the size.
+    size = len(json.dumps(config, separators=(",", ":"), default=str))
+    if size > MAX_CONFIG_BYTES:
+        return [Problem("CONFIG_TOO_LARGE",
+                        f"a config may hold {MAX_CONFIG_BYTES // 1000} kB of JSON, this one "
+                        f"{size // 1000} kB", "$")]
     problems = _structure(config)
     problems += _forbidden(config)
     problems += _templates(config)
