@@ -208,3 +208,11 @@ async def upsert_branch(info: Info, workflow_id: str, from_step_id: str,
     return await branches.upsert(info.context.session, me,
                                  parse_id(workflow_id, path="input.workflowId"), from_step_id,
                                  branch)
+
+
+async def remove_branch(info: Info, workflow_id: str, from_step_id: str, branch_id: str
+                        ) -> Workflow:
+    me = info.context.require(Role.EDITOR)
+    return await branches.remove(info.context.session, me,
+                                 parse_id(workflow_id, path="workflowId"), from_step_id,
+                                 branch_id)

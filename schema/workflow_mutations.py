@@ -143,3 +143,10 @@ class Mutation:
                                  ) -> WorkflowPayload:
         return _payload(*await attempt(info, lambda: resolve.upsert_branch(
             info, input.workflow_id, input.from_step_id, input.branch())))
+
+    @strawberry.mutation(description="Remove a step's chat branch (a new version); refused if "
+                                     "the config would become invalid.")
+    async def delete_chat_branch(self, info: Info, workflow_id: strawberry.ID,
+                                 from_step_id: str, branch_id: str) -> WorkflowPayload:
+        return _payload(*await attempt(info, lambda: resolve.remove_branch(
+            info, workflow_id, from_step_id, branch_id)))

@@ -84,3 +84,51 @@ class TestUpsertChatBranch:
         assert loop["upsertChatBranch"]["errors"][0]["code"] == "CYCLE"
         hist = await op(gql, "WorkflowHistory", {"id": made["id"]}, token=tenant.token)
         assert hist["workflow"]["versions"]["totalCount"] == 1
+
+
+DELETE_BRANCH = """
+mutation DeleteChatBranch($workflowId: ID!, $fromStepId: String!, $branchId: String!) {
+  deleteChatBranch(workflowId: $workflowId, fromStepId: $fromStepId, branchId: $branchId) {
+    workflow { id latestVersion { number changeDescription } }
+    errors { code message path }
+  }
+}
+"""
+
+
+class TestDeleteChatBranch:
+    async def test_removing_a_branch_makes_a_version(self, gql, tenant) -> None:
+        made = await make_workflow(gql, tenant, key="pruned")
+        data = await gql(DELETE_BRANCH, {"workflowId": made["id"],
+                                         "fromStepId": "executive-escalation",
+                                         "branchId": "ask"}, token=tenant.token)
+        payload = data["deleteChatBranch"]
+        assert payload["errors"] == []
+        assert payload["workflow"]["latestVersion"] == {
+            "number": 2,
+            "changeDescription": "Removed chat branch 'ask' from step 'executive-escalation'"}
+        left = await op(gql, "StepBranches", {"key": "pruned", "stepId": "executive-escalation"},
+                        token=tenant.token)
+        assert [b["id"] for b in left["chatBranches"]] == ["go", "snooze"]
+
+    async def test_a_removal_that_strands_a_step_is_refused(self, gql, tenant) -> None:
+        made = await make_workflow(gql, tenant, key="load-bearing")
+        data = await gql(DELETE_BRANCH, {"workflowId": made["id"],
+                                         "fromStepId": "executive-escalation",
+                                         "branchId": "nope"}, token=tenant.token)
+        assert data["deleteChatBranch"]["errors"] == [{
+            "code": "NOT_FOUND", "message": "step 'executive-escalation' has no branch 'nope'",
+            "path": "branchId"}]
+        changed = await op(gql, "WorkflowByKey", {"key": "load-bearing"}, token=tenant.token)
+        config = changed["workflow"]["config"]
+        # Now the plan is reached only through the escalation step's "go" branch.
+        config["steps"][0]["routing"] = {"defaultRoute": "executive-escalation"}
+        await op(gql, "UpdateWorkflow", {"input": {"id": made["id"], "config": config}},
+                 token=tenant.token)
+        stranded = await gql(DELETE_BRANCH, {"workflowId": made["id"],
+                                             "fromStepId": "executive-escalation",
+                                             "branchId": "go"}, token=tenant.token)
+        assert stranded["deleteChatBranch"]["errors"] == [{
+            "code": "UNREACHABLE_STEP",
+            "message": "step 'resolution-plan' cannot be reached from the first step",
+            "path": "$.steps[2]"}]

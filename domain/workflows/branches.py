@@ -50,3 +50,21 @@ async def upsert(session: AsyncSession, me: Principal, workflow_id: UUID, from_s
     return await workflows.update_workflow(
         session, me, workflow_id, config=config,
         change_description=f"{verb} chat branch '{branch['id']}' on step '{from_step_id}'")
+
+
+async def remove(session: AsyncSession, me: Principal, workflow_id: UUID, from_step_id: str,
+                 branch_id: str) -> Workflow:
+    """Drop one branch of a step (a new version); the rest of the config must stay valid."""
+    row = await workflows.writable(session, workflow_id, path="workflowId")
+    config = copy.deepcopy(row.config)
+    step = _step(config, from_step_id)
+    if step is None:
+        raise NotFound(f"no step '{from_step_id}' in this workflow", path="fromStepId")
+    existing = [b for b in step.get("chatBranches") or [] if isinstance(b, dict)]
+    kept = [b for b in existing if b.get("id") != branch_id]
+    if len(kept) == len(existing):
+        raise NotFound(f"step '{from_step_id}' has no branch '{branch_id}'", path="branchId")
+    step["chatBranches"] = kept
+    return await workflows.update_workflow(
+        session, me, workflow_id, config=config,
+        change_description=f"Removed chat branch '{branch_id}' from step '{from_step_id}'")
