@@ -237,3 +237,24 @@ class TestHistoriesInOneQuery:
                         token=tenant.token)
         assert past["workflow"]["versions"]["edges"] == []
         assert past["workflow"]["versions"]["totalCount"] == 3
+
+
+class TestConcurrentEdits:
+    async def test_simultaneous_config_changes_each_get_their_own_number(
+            self, gql, settings) -> None:
+        import asyncio
+
+        await seed_core(settings)
+        tenant = await make_tenant(settings)
+        made = await make_workflow(gql, tenant, key="contended")
+
+        async def edit(i: int) -> None:
+            changed = config("contended")
+            changed["steps"][2]["name"] = f"Plan {i}"
+            await update_config(gql, tenant, made["id"], changed, f"edit {i}")
+
+        await asyncio.gather(*(edit(i) for i in range(6)))
+        hist = await op(gql, "WorkflowHistory", {"id": made["id"], "first": 10},
+                        token=tenant.token)
+        numbers = [e["node"]["number"] for e in hist["workflow"]["versions"]["edges"]]
+        assert numbers == [7, 6, 5, 4, 3, 2, 1]
