@@ -145,3 +145,20 @@ class TestPagination:
         await make_workflow(gql, other, key=f"theirs-{uuid.uuid4().hex[:6]}")
         data = await op(gql, "WorkflowList", {"first": 100}, token=tenant.token)
         assert not any(k.startswith("theirs") for k in keys(data))
+
+
+class TestForgedCursors:
+    @pytest.mark.parametrize("values", [["NAME_ASC", 42, str(uuid.uuid4())],
+                                        ["UPDATED_AT_DESC", "yesterday", str(uuid.uuid4())],
+                                        ["NAME_ASC", "a", "not-a-uuid"],
+                                        ["NAME_ASC", "a"]])
+    async def test_a_well_encoded_but_wrong_cursor_is_a_clear_error(
+            self, gql, tenant, values: list) -> None:  # type: ignore[type-arg]
+        from domain.shared.pagination import encode_cursor
+        from tests.factories_workflows import operation
+
+        order = values[0]
+        response = await gql.raw(operation("WorkflowList"),
+                                 {"after": encode_cursor(values), "orderBy": order},
+                                 token=tenant.token)
+        assert response.json()["errors"][0]["extensions"]["code"] == "INVALID_CURSOR"

@@ -54,8 +54,13 @@ async def list_workflows(session: AsyncSession, spec: WorkflowFilter, order: Wor
             raise DomainError("this cursor belongs to another ordering", path="after",
                               code="INVALID_CURSOR")
         try:
-            value = position[1] if order.column == "name" else datetime.fromisoformat(position[1])
-            keyset = (value, UUID(position[2]))
+            if order.column == "name":
+                if not isinstance(position[1], str):
+                    raise TypeError("name cursor")
+                value: Any = position[1]
+            else:
+                value = datetime.fromisoformat(position[1])
+            keyset = (value, UUID(str(position[2])))
         except (TypeError, ValueError) as exc:
             raise DomainError("not a cursor from this list", path="after",
                               code="INVALID_CURSOR") from exc
