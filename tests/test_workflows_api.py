@@ -370,3 +370,20 @@ class TestRowLevelSecurityAsTheAppRole:
                 "INSERT INTO saved_actions (tenant_id, action_id, name, type, handler) "
                 "VALUES ($1, 'js', 'x', 'script', 'file:handlers/custom.js')", a.id)
         await conn.execute("ROLLBACK")
+
+
+class TestInputLimits:
+    async def test_overlong_texts_are_refused(self, gql, two) -> None:
+        a, _ = two
+        made = await make_workflow(gql, a, key="limits")
+        long_description = await op(gql, "UpdateWorkflow", {"input": {
+            "id": made["id"], "description": "d" * 2001}}, token=a.token)
+        assert long_description["updateWorkflow"]["errors"][0]["code"] == "TOO_LONG"
+        long_why = await op(gql, "UpdateWorkflow", {"input": {
+            "id": made["id"], "config": config("limits"), "changeDescription": "w" * 501}},
+            token=a.token)
+        assert long_why["updateWorkflow"]["errors"][0]["path"] == "input.changeDescription"
+        long_name = await op(gql, "CreateWorkflow", {"input": {
+            "key": "long-name", "name": "n" * 201, "config": config("long-name")}},
+            token=a.token)
+        assert long_name["createWorkflow"]["errors"][0]["code"] == "TOO_LONG"

@@ -107,6 +107,13 @@ def clean_tags(tags: list[str] | None, *, path: str) -> list[str]:
     return list(dict.fromkeys(tags))
 
 
+def _text(value: str | None, *, path: str, limit: int = 2000) -> str:
+    cleaned = (value or "").strip()
+    if len(cleaned) > limit:
+        raise DomainError(f"at most {limit} characters", path=path, code="TOO_LONG")
+    return cleaned
+
+
 def _check_name(name: str, *, path: str) -> str:
     cleaned = name.strip()
     if not 1 <= len(cleaned) <= 200:
@@ -132,7 +139,8 @@ async def create_workflow(session: AsyncSession, me: Principal, *, key: str, nam
     await repository.set_actor(session, me.user_id, change_description)
     return await repository.add(session, {
         "tenant_id": me.tenant_id, "key": key, "name": name,
-        "description": (description or "").strip(), "version": bound["version"], "tags": tags,
+        "description": _text(description, path=f"{path}.description"),
+        "version": bound["version"], "tags": tags,
         "config": bound, "is_core": False, "is_template": is_template,
         "created_by": me.user_id, "cloned_from": cloned_from,
     })
@@ -162,7 +170,7 @@ async def update_workflow(session: AsyncSession, me: Principal, workflow_id: UUI
     if name is not None:
         values["name"] = _check_name(name, path="input.name")
     if description is not None:
-        values["description"] = description.strip()
+        values["description"] = _text(description, path="input.description")
     if tags is not None:
         values["tags"] = clean_tags(tags, path="input.tags")
     if is_template is not None:
@@ -173,7 +181,8 @@ async def update_workflow(session: AsyncSession, me: Principal, workflow_id: UUI
         values["version"] = bound["version"]
     if not values:
         return row
-    await repository.set_actor(session, me.user_id, change_description or "Updated")
+    why = _text(change_description, path="input.changeDescription", limit=500) or "Updated"
+    await repository.set_actor(session, me.user_id, why)
     changed = await repository.change(session, row.id, values)
     if changed is None:
         raise WorkflowNotFound("no such workflow", path="input.id")
