@@ -33,8 +33,9 @@ async def create(session: AsyncSession, *, tenant_id: UUID, user_id: UUID, actio
     if not _ACTION_ID.match(action_id):
         problems.append(Problem("INVALID_KEY", "action ids are lowercase letters, digits, - and _",
                                 "input.actionId"))
-    if not name.strip():
-        problems.append(Problem("REQUIRED", "an action needs a name", "input.name"))
+    if not 1 <= len(name.strip()) <= 200:
+        problems.append(Problem("REQUIRED" if not name.strip() else "TOO_LONG",
+                                "an action needs a name of 1-200 characters", "input.name"))
     if config is not None and not isinstance(config, dict):
         problems.append(Problem("INVALID_TYPE", "config must be a JSON object", "input.config"))
         config = {}
