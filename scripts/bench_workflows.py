@@ -212,6 +212,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="Repeat the whole plan; each line reports the median round.")
     args = parser.parse_args()
     import httpx
 
@@ -221,7 +223,7 @@ def main() -> None:
     key_body: Body = {"query": _operation("WorkflowByKey"), "operationName": "WorkflowByKey",
                       "variables": {"key": BY_KEY}}
     viewer_body: Body = {"operationName": "Viewer", "query": VIEWER}
-    results = []
+    rounds: dict[str, list[tuple[benchlib.LoadResult, float]]] = {}
     with benchlib.scratch_database() as url:
         settings = Settings.from_env(database_url=url)
         os.environ["STEPWISE_JWT_SECRET"] = settings.jwt_secret
@@ -240,18 +242,24 @@ def main() -> None:
                     (FLOOR, floor, "/by-key", "WorkflowByKey", key_body),
                     ("GraphQL", graphql, "/graphql", "{ viewer } (the stack's own floor)",
                      viewer_body)]
-            for label, base, path, name, body in plan:
-                answers[f"{label} {name}"] = httpx.post(f"{base}{path}", json=body,
-                                                        headers=headers).json()
-                benchlib.load(f"{base}{path}", body, token=token, seconds=2)  # warm-up
-                cpu_before = _server_cpu_seconds(base)
-                result = benchlib.load(f"{base}{path}", body, token=token,
-                                       seconds=args.seconds, connections=args.connections)
-                cpu = (_server_cpu_seconds(base) - cpu_before) / max(result.requests, 1)
-                results.append((f"{label}: {name}", result, cpu * 1000))
+            for _ in range(args.rounds):
+                for label, base, path, name, body in plan:
+                    answers[f"{label} {name}"] = httpx.post(f"{base}{path}", json=body,
+                                                            headers=headers).json()
+                    benchlib.load(f"{base}{path}", body, token=token, seconds=2)  # warm-up
+                    cpu_before = _server_cpu_seconds(base)
+                    result = benchlib.load(f"{base}{path}", body, token=token,
+                                           seconds=args.seconds, connections=args.connections)
+                    cpu = (_server_cpu_seconds(base) - cpu_before) / max(result.requests, 1)
+                    rounds.setdefault(f"{label}: {name}", []).append((result, cpu * 1000))
+    results = []
+    for label, measured in rounds.items():
+        ordered = sorted(measured, key=lambda m: m[0].requests_per_second)
+        median = ordered[len(ordered) // 2]
+        results.append((label, median[0], median[1]))
     print(f"data: {summary} ({TENANTS} tenants x {WORKFLOWS} workflows x {VERSIONS} versions "
-          "+ core); one uvicorn process per server; load: "
-          f"{results[0][1].tool}; load average {os.getloadavg()[0]:.2f}")
+          f"+ core); one uvicorn process per server; load: {results[0][1].tool}; "
+          f"median of {args.rounds} round(s); load average {os.getloadavg()[0]:.2f}")
     for name in ("WorkflowList first:20", "WorkflowByKey"):
         same = _same_json(answers[f"GraphQL {name}"], answers[f"{FLOOR} {name}"])
         print(f"{name}: GraphQL and floor return the same JSON: {same}")
