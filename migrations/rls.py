@@ -16,8 +16,9 @@ from domain.shared.settings import APP_ROLE, OWNER_ROLE
 CURRENT_TENANT = "(SELECT NULLIF(current_setting('app.tenant_id', true), '')::uuid)"
 
 
-def _app_password() -> str:
-    return os.environ.get("STEPWISE_APP_PASSWORD", "stepwise_app").replace("'", "''")
+def _app_password() -> str | None:
+    """The app role's password from the environment; None leaves it without one."""
+    return os.environ.get("STEPWISE_APP_PASSWORD") or None
 
 
 def create_roles() -> None:
@@ -37,13 +38,19 @@ def create_roles() -> None:
       END IF;
       IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
         BEGIN
-          CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE
-            PASSWORD '{_app_password()}';
+          CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
         END;
       END IF;
     END $$;
     """)
+    # No default password: without STEPWISE_APP_PASSWORD the role can log in only where the
+    # server trusts local connections (the embedded database, a developer's machine). Set
+    # outside the DO block as a plain literal, so no password can break out of a $$ body.
+    password = _app_password()
+    if password is not None:
+        literal = password.replace("'", "''")
+        op.execute(f"ALTER ROLE {APP_ROLE} PASSWORD '{literal}'")
     op.execute(f"GRANT USAGE ON SCHEMA public TO {APP_ROLE}")
     # The owner path drops to the app role (SET LOCAL ROLE) to act for a tenant under RLS.
     op.execute(f"""

@@ -70,11 +70,14 @@ class StepwiseGraphQL(GraphQL[Context, None]):
         params = context.connection_params or {}
         header = params.get("Authorization") or params.get("authorization")
         try:
-            context.principal = tokens.from_header(
+            principal = tokens.from_header(
                 header if isinstance(header, str) else None, secret=self.settings.jwt_secret
             )
         except tokens.InvalidToken as exc:
             raise ConnectionRejectionError({"reason": "unauthenticated"}) from exc
+        if not await context.db.user_exists(principal.tenant_id, principal.user_id):
+            raise ConnectionRejectionError({"reason": "unauthenticated"})
+        context.principal = principal
         return None
 
 

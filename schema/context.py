@@ -13,9 +13,9 @@ from strawberry.types import Info as StrawberryInfo
 
 from domain.auth.tokens import Principal
 from domain.shared.db import Database
-from domain.shared.errors import Forbidden
 from domain.shared.settings import Settings
 from domain.users.models import Role
+from domain.users.service import require_role
 
 
 class NotAuthenticated(Exception):
@@ -57,9 +57,7 @@ class Context:
 
     def require(self, role: Role) -> Principal:
         """The caller, if their role is at least `role`."""
-        order = [Role.VIEWER, Role.EDITOR, Role.ADMIN]
-        if order.index(self.me.role) < order.index(role):
-            raise Forbidden(f"this needs the {role.value} role")
+        require_role(self.me.role, role)
         return self.me
 
 

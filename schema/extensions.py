@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from graphql import GraphQLError
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.responses import Response
 from strawberry.extensions import MaskErrors, SchemaExtension
 from strawberry.types.graphql import OperationType
 
+from domain.users import repository as users_repository
+from domain.users.models import Role
 from schema.context import Context, NotAuthenticated
 
 log = logging.getLogger("stepwise.graphql")
+
+
+def internal_error(request_id: str | None) -> GraphQLError:
+    return GraphQLError("Unexpected error.",
+                        extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id})
+
+
+def unauthenticated(context: Context, reason: str) -> GraphQLError:
+    if isinstance(context.response, Response):
+        context.response.status_code = 401
+    return GraphQLError(reason, extensions={"code": "UNAUTHENTICATED"})
 
 
 class TenantTransaction(SchemaExtension):
@@ -19,6 +36,9 @@ class TenantTransaction(SchemaExtension):
 
     Opened after validation (invalid documents never touch the database) and committed
     before the response is written, so a client never sees a result that is not durable.
+    Each operation gets its own copy of the context (session, loaders): operations on one
+    WebSocket run concurrently and must not share a transaction. The caller's role comes
+    from the database, not the token, so a demoted or deleted user loses access at once.
     Subscriptions open their own short transaction per event instead.
     """
 
@@ -28,22 +48,56 @@ class TenantTransaction(SchemaExtension):
         if operation == OperationType.SUBSCRIPTION or context.principal is None:
             yield
             return
-        session = context.db.new_session()
-        await context.db.begin_tenant(session, context.principal.tenant_id)
-        context._session = session
+        principal = context.principal
+        if principal.expired():
+            raise unauthenticated(context, "the token has expired")
+        session: AsyncSession | None = None
+        try:
+            session = context.db.new_session()
+            await context.db.begin_tenant(session, principal.tenant_id)
+            role = await users_repository.role_of(session, principal.user_id)
+        except Exception as exc:
+            await self._discard(session)
+            log.exception("could not open the tenant transaction [request %s]",
+                          context.request_id)
+            raise internal_error(context.request_id) from exc
+        if role is None:
+            await self._discard(session)
+            raise unauthenticated(context, "the token's user does not exist")
+        self.execution_context.context = dataclasses.replace(
+            context, _session=session, _loaders=None,
+            principal=dataclasses.replace(principal, role=Role(role)),
+        )
         try:
             yield
-            result = self.execution_context.result
+        except BaseException:
+            await self._discard(session)
+            raise
+        await self._finish(session, context)
+
+    async def _finish(self, session: AsyncSession, context: Context) -> None:
+        result = self.execution_context.result
+        try:
             if result is not None and result.errors:
                 await session.rollback()
+                if self.execution_context.operation_type == OperationType.MUTATION:
+                    # Nothing was kept: payloads that look successful would be a lie.
+                    result.data = None
             else:
                 await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
+        except Exception as exc:
+            log.exception("commit failed [request %s]", context.request_id)
+            raise internal_error(context.request_id) from exc
         finally:
-            context._session = None
             await session.close()
+
+    @staticmethod
+    async def _discard(session: AsyncSession | None) -> None:
+        if session is not None:
+            try:
+                await session.rollback()
+            finally:
+                await session.close()
 
 
 def _is_unexpected(error: GraphQLError) -> bool:
@@ -58,8 +112,7 @@ class MaskUnexpectedErrors(MaskErrors):
         super().__init__(should_mask_error=_is_unexpected, error_message="Unexpected error.")
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
-        context = self.execution_context.context
-        request_id = getattr(context, "request_id", None)
+        request_id: Any = getattr(self.execution_context.context, "request_id", None)
         log.error("unexpected error in %s [request %s]", error.path, request_id,
                   exc_info=error.original_error)
         return GraphQLError(

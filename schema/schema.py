@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.extensions import (
     AddValidationRules,
     MaxAliasesLimiter,
@@ -14,6 +15,7 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
 
 from schema.extensions import MaskUnexpectedErrors, TenantTransaction
 
@@ -31,6 +33,17 @@ QUERIES: tuple[type, ...] = tuple(m.Query for m in _loaded if hasattr(m, "Query"
 MUTATIONS: tuple[type, ...] = tuple(m.Mutation for m in _loaded if hasattr(m, "Mutation"))
 
 
+class StepwiseSchema(strawberry.Schema):
+    """Errors are logged once, where they are understood (MaskUnexpectedErrors, the edge).
+
+    Strawberry's default logs every error, including a client's typo, at ERROR level.
+    """
+
+    def process_errors(self, errors: list[GraphQLError],
+                       execution_context: ExecutionContext | None = None) -> None:
+        return None
+
+
 def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int = 4000
                  ) -> strawberry.Schema:
     query = merge_types("Query", QUERIES)
@@ -42,7 +55,7 @@ def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int 
         *QueryDepthLimiter(max_depth=max_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules,
     ]
-    return strawberry.Schema(
+    return StepwiseSchema(
         query=query,
         mutation=mutation,
         extensions=[

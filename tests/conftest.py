@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 
 import asyncpg
 import httpx
@@ -59,6 +61,8 @@ def database_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
     os.environ.pop("STEPWISE_APP_DATABASE_URL", None)
+    # A secret of the session's own: tests never write .data/jwt-secret.
+    os.environ.setdefault("STEPWISE_JWT_SECRET", secrets.token_urlsafe(48))
     return Settings.from_env(database_url=database_url)
 
 
@@ -99,20 +103,25 @@ async def app_connection_factory(settings: Settings):  # type: ignore[no-untyped
 @pytest_asyncio.fixture(scope="session")
 async def live_server(settings: Settings) -> AsyncIterator[str]:
     """The app under a real uvicorn server on a free loopback port (for WebSocket tests)."""
-    import socket
+    async with serving(create_app(settings)) as address:
+        yield address
 
+
+@asynccontextmanager
+async def serving(application: Starlette) -> AsyncIterator[str]:
+    """Run `application` under uvicorn on a port the OS picks; yields host:port."""
     import uvicorn
 
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
-                            lifespan="on")
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=0,
+                                           log_level="warning", lifespan="on"))
     task = asyncio.create_task(server.serve())
     while not server.started:
+        if task.done():
+            task.result()
         await asyncio.sleep(0.02)
-    yield f"127.0.0.1:{port}"
-    server.should_exit = True
-    await task
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task

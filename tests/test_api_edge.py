@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 
@@ -12,7 +13,7 @@ from websockets.exceptions import ConnectionClosed
 
 from domain.auth import tokens
 from domain.users.models import Role
-from tests.factories import make_tenant
+from tests.factories import make_tenant, make_user
 
 pytestmark = pytest.mark.asyncio
 
@@ -75,13 +76,45 @@ class TestViewer:
         assert data["viewer"]["role"] == "ADMIN"
         assert data["viewer"]["tenant"] == {"id": str(tenant.id), "name": "Viewer Co"}
 
-    async def test_a_token_for_a_user_of_another_tenant_sees_nobody(self, gql, settings) -> None:
+    async def test_a_token_for_a_user_of_another_tenant_is_refused(self, gql, settings) -> None:
         a = await make_tenant(settings)
         b = await make_tenant(settings)
         # A valid signature, but the claims pair B's tenant with A's user: RLS finds no one.
         mixed = tokens.mint(secret=settings.jwt_secret, tenant_id=b.id, user_id=a.admin_id,
                             role=Role.ADMIN)
-        assert (await gql(VIEWER, token=mixed))["viewer"] is None
+        response = await gql.raw(VIEWER, token=mixed)
+        assert response.status_code == 401
+        assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+        assert response.json()["data"] is None
+
+
+class TestTheDatabaseDecidesTheRole:
+    CREATE_USER = """mutation CreateUser($input: CreateUserInput!) {
+      createUser(input: $input) { user { id } errors { code message path } } }"""
+
+    async def test_a_demoted_user_loses_admin_rights_before_the_token_expires(
+        self, gql, settings
+    ) -> None:
+        tenant = await make_tenant(settings)
+        user = await make_user(tenant, role=Role.VIEWER)
+        stale_admin = tenant.token_for(user, Role.ADMIN)  # minted before a demotion
+        data = await gql(self.CREATE_USER, {"input": {
+            "email": f"n-{uuid.uuid4().hex[:6]}@x.test", "name": "New", "role": "VIEWER"}},
+            token=stale_admin)
+        assert data["createUser"]["user"] is None
+        assert data["createUser"]["errors"][0]["code"] == "FORBIDDEN"
+        viewer = await gql("{ viewer { role } }", token=stale_admin)
+        assert viewer["viewer"]["role"] == "VIEWER"
+
+    async def test_a_deleted_user_is_refused(self, gql, settings, app_connection_factory) -> None:
+        tenant = await make_tenant(settings)
+        user = await make_user(tenant, role=Role.EDITOR)
+        token = tenant.token_for(user, Role.EDITOR)
+        conn = await app_connection_factory()
+        async with conn.transaction():
+            await conn.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant.id))
+            await conn.execute("DELETE FROM users WHERE id = $1", user)
+        assert (await gql.raw(VIEWER, token=token)).status_code == 401
 
     async def test_request_id_is_echoed(self, http, settings) -> None:
         tenant = await make_tenant(settings)
@@ -176,3 +209,49 @@ class TestWebSocketAuth:
             await ws.send(json.dumps({"type": "connection_init",
                                       "payload": {"Authorization": f"Bearer {tenant.token}"}}))
             assert json.loads(await ws.recv())["type"] == "connection_ack"
+
+
+class TestWebSocketOperations:
+    async def test_concurrent_operations_on_one_socket_do_not_share_a_transaction(
+        self, live_server, settings
+    ) -> None:
+        tenant = await make_tenant(settings, name="Busy Socket")
+        create = TestTheDatabaseDecidesTheRole.CREATE_USER
+        async with await _ws(live_server) as ws:
+            await ws.send(json.dumps({"type": "connection_init",
+                                      "payload": {"Authorization": f"Bearer {tenant.token}"}}))
+            assert json.loads(await ws.recv())["type"] == "connection_ack"
+            for i in range(12):
+                if i % 3 == 0:
+                    payload = {"query": create, "variables": {"input": {
+                        "email": f"ws{i}-{uuid.uuid4().hex[:6]}@x.test", "name": f"W{i}",
+                        "role": "VIEWER"}}}
+                else:
+                    payload = {"query": "{ viewer { tenant { name } } }"}
+                await ws.send(json.dumps({"type": "subscribe", "id": str(i), "payload": payload}))
+            results: dict[str, dict] = {}
+            while len(results) < 12:
+                message = json.loads(await ws.recv())
+                if message["type"] == "next":
+                    results[message["id"]] = message["payload"]
+        assert all("errors" not in r for r in results.values()), results
+        created = [r["data"]["createUser"] for i, r in results.items() if int(i) % 3 == 0]
+        assert all(c["errors"] == [] and c["user"] for c in created)
+        names = {r["data"]["viewer"]["tenant"]["name"] for i, r in results.items() if int(i) % 3}
+        assert names == {"Busy Socket"}
+
+    async def test_operations_stop_when_the_token_expires(self, live_server, settings) -> None:
+        tenant = await make_tenant(settings)
+        short = tokens.mint(secret=settings.jwt_secret, tenant_id=tenant.id,
+                            user_id=tenant.admin_id, role=Role.ADMIN, ttl=1)
+        async with await _ws(live_server) as ws:
+            await ws.send(json.dumps({"type": "connection_init",
+                                      "payload": {"Authorization": f"Bearer {short}"}}))
+            assert json.loads(await ws.recv())["type"] == "connection_ack"
+            await asyncio.sleep(1.2)
+            await ws.send(json.dumps({"type": "subscribe", "id": "1",
+                                      "payload": {"query": "{ viewer { id } }"}}))
+            message = json.loads(await ws.recv())
+        assert message["type"] in ("next", "error")
+        errors = message["payload"]["errors"] if message["type"] == "next" else message["payload"]
+        assert errors[0]["extensions"]["code"] == "UNAUTHENTICATED"

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
-import socket
 
 import httpx
 import pytest
-import uvicorn
 import websockets
 from websockets.exceptions import InvalidStatus
 
 from schema.app import create_app
+from tests.conftest import serving
 from tests.factories import make_tenant
 
 pytestmark = pytest.mark.asyncio
@@ -42,16 +40,8 @@ async def test_preflight_allows_the_configured_origin(cors_settings) -> None:
 
 async def test_websocket_origin_is_checked(cors_settings) -> None:
     tenant = await make_tenant(cors_settings)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(cors_settings), host="127.0.0.1",
-                                           port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    try:
-        url = f"ws://127.0.0.1:{port}/graphql"
+    async with serving(create_app(cors_settings)) as address:
+        url = f"ws://{address}/graphql"
         with pytest.raises(InvalidStatus) as refused:
             await websockets.connect(url, subprotocols=["graphql-transport-ws"],
                                      origin="http://evil.test")
@@ -61,6 +51,3 @@ async def test_websocket_origin_is_checked(cors_settings) -> None:
             await ws.send(json.dumps({"type": "connection_init",
                                       "payload": {"Authorization": f"Bearer {tenant.token}"}}))
             assert json.loads(await ws.recv())["type"] == "connection_ack"
-    finally:
-        server.should_exit = True
-        await task

@@ -94,7 +94,7 @@ def test_exported_sdl_is_current() -> None:
 
 def test_sql_lives_only_in_repositories_and_migrations() -> None:
     pattern = re.compile(
-        r"\b(select|insert|update|delete)\s*\(|text\(\s*[\"'](SELECT|INSERT|UPDATE|DELETE)",
+        r"(?<![.\w])(select|insert|update|delete)\s*\(|text\(\s*[\"'](SELECT|INSERT|UPDATE|DELETE)",
         re.IGNORECASE)
     allowed = {"repository.py", "db.py"}
     offenders = []

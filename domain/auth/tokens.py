@@ -20,6 +20,11 @@ class Principal:
     user_id: UUID
     tenant_id: UUID
     role: Role
+    expires_at: int | None = None
+
+    def expired(self, *, now: float | None = None) -> bool:
+        """A WebSocket outlives its token's `exp`: operations check it again."""
+        return self.expires_at is not None and (now or time.time()) >= self.expires_at
 
 
 class InvalidToken(Exception):
@@ -41,14 +46,16 @@ def mint(*, secret: str, tenant_id: UUID, user_id: UUID, role: Role, ttl: int = 
 def verify(token: str, *, secret: str) -> Principal:
     try:
         claims = jwt.decode(
-            token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]}
+            token, secret, algorithms=[ALGORITHM],
+            options={"require": ["exp", "sub", "tenant_id", "role"]},
         )
         return Principal(
-            user_id=UUID(claims["sub"]),
-            tenant_id=UUID(claims["tenant_id"]),
-            role=Role(claims["role"]),
+            user_id=UUID(str(claims["sub"])),
+            tenant_id=UUID(str(claims["tenant_id"])),
+            role=Role(str(claims["role"])),
+            expires_at=int(claims["exp"]),
         )
-    except (jwt.PyJWTError, KeyError, ValueError, TypeError) as exc:
+    except (jwt.PyJWTError, KeyError, ValueError, TypeError, AttributeError) as exc:
         raise InvalidToken(str(exc)) from exc
 
 

@@ -38,18 +38,6 @@ class Database:
         self.engine = make_engine(app_url, pool_size=pool_size)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
 
-    @asynccontextmanager
-    async def tenant_transaction(self, tenant_id: UUID | None) -> AsyncIterator[AsyncSession]:
-        """One transaction with `app.tenant_id` set locally: commits on success, else rolls back.
-
-        `is_local=true` scopes the setting to this transaction, so a pooled connection (or a
-        PgBouncer backend) never carries a tenant into the next one.
-        """
-        async with self._sessions() as session, session.begin():
-            if tenant_id is not None:
-                await session.execute(_SET_TENANT, {"tenant": str(tenant_id)})
-            yield session
-
     def new_session(self) -> AsyncSession:
         return self._sessions()
 
@@ -61,6 +49,18 @@ class Database:
             # costs several times the statement itself.
             connection = await session.connection()
             await connection.exec_driver_sql(_SET_TENANT_DRIVER, (str(tenant_id),))
+
+    async def user_exists(self, tenant_id: UUID, user_id: UUID) -> bool:
+        """Whether the user still exists in the tenant (checked once per WebSocket)."""
+        from domain.users import repository as users  # users build on this module
+
+        session = self.new_session()
+        try:
+            await self.begin_tenant(session, tenant_id)
+            return await users.role_of(session, user_id) is not None
+        finally:
+            await session.rollback()
+            await session.close()
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -25,7 +25,7 @@ def async_url(url: str) -> str:
     return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
 
 
-def derive_app_url(owner_url: str, *, password: str) -> str:
+def derive_app_url(owner_url: str, *, password: str | None) -> str:
     """The app role's URL: the owner's host, port and database, the app role's credentials."""
     parsed = make_url(async_url(owner_url))
     return parsed.set(username=APP_ROLE, password=password or None).render_as_string(
@@ -42,8 +42,13 @@ def _jwt_secret() -> str:
     path = DATA_DIR / "jwt-secret"
     if not path.exists():
         DATA_DIR.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
+        try:  # created private from the start, never readable by others even briefly
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process won the race; use its secret
+            pass
+        else:
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(secrets.token_urlsafe(48))
     return path.read_text().strip()
 
 
@@ -52,7 +57,7 @@ class Settings:
     database_url: str
     app_database_url: str
     jwt_secret: str
-    app_password: str = "stepwise_app"
+    app_password: str | None = None
     cors_origins: list[str] = field(default_factory=list)
     llm_model: str = "claude-sonnet-4-5"
     pool_size: int = 10
@@ -66,7 +71,7 @@ class Settings:
         owner = database_url or os.environ.get("DATABASE_URL")
         if not owner:
             raise RuntimeError("DATABASE_URL is unset: call domain.shared.embedded.ensure_database")
-        password = os.environ.get("STEPWISE_APP_PASSWORD", "stepwise_app")
+        password = os.environ.get("STEPWISE_APP_PASSWORD") or None
         app_url = os.environ.get("STEPWISE_APP_DATABASE_URL") or derive_app_url(
             owner, password=password
         )

@@ -36,3 +36,15 @@ async def by_email(session: AsyncSession, email: str) -> User | None:
 async def list_all(session: AsyncSession) -> list[User]:
     rows = await session.execute(select(User).order_by(User.email))
     return list(rows.scalars())
+
+
+async def role_of(session: AsyncSession, user_id: UUID) -> str | None:
+    """The user's current role, or None if they no longer exist in this tenant.
+
+    Runs on every operation, so it goes straight to the driver.
+    """
+    connection = await session.connection()
+    result = await connection.exec_driver_sql("SELECT role FROM users WHERE id = $1",
+                                              (user_id,))
+    row = result.first()
+    return None if row is None else str(row[0])
