@@ -38,6 +38,14 @@ class CreateSavedActionInput:
     config: JSON | None = None
 
 
+@strawberry.input(description="Fields left out keep their value; the type never changes.")
+class UpdateSavedActionInput:
+    action_id: str
+    name: str | None = None
+    handler: str | None = None
+    config: JSON | None = None
+
+
 @strawberry.type
 class SavedActionPayload:
     saved_action: SavedAction | None
@@ -60,5 +68,21 @@ class Mutation:
         row, errors = await attempt(info, lambda: resolve.create(
             info, action_id=input.action_id, name=input.name, action_type=input.type,
             handler=input.handler, config=input.config))
+        return SavedActionPayload(saved_action=SavedAction.of(row) if row else None,
+                                  errors=errors)
+
+    @strawberry.mutation(description="Change an own action's name, handler or config.")
+    async def update_saved_action(self, info: Info, input: UpdateSavedActionInput
+                                  ) -> SavedActionPayload:
+        row, errors = await attempt(info, lambda: resolve.change(
+            info, action_id=input.action_id, name=input.name, handler=input.handler,
+            config=input.config))
+        return SavedActionPayload(saved_action=SavedAction.of(row) if row else None,
+                                  errors=errors)
+
+    @strawberry.mutation(description="Delete an own action; refused (IN_USE) while a workflow "
+                                     "calls it.")
+    async def delete_saved_action(self, info: Info, action_id: str) -> SavedActionPayload:
+        row, errors = await attempt(info, lambda: resolve.remove(info, action_id))
         return SavedActionPayload(saved_action=SavedAction.of(row) if row else None,
                                   errors=errors)

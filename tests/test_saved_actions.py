@@ -112,3 +112,70 @@ class TestHandlersResolveToCode:
             handlers.Escalate(workflow_key="emergency")
         assert handlers.plan("code:webhook", {"url": "https://x.test"}) == \
             handlers.CallWebhook(url="https://x.test")
+
+
+UPDATE_ACTION = """
+mutation UpdateSavedAction($input: UpdateSavedActionInput!) {
+  updateSavedAction(input: $input) {
+    savedAction { actionId name type handler config }
+    errors { code message path }
+  }
+}
+"""
+DELETE_ACTION = """
+mutation DeleteSavedAction($actionId: String!) {
+  deleteSavedAction(actionId: $actionId) {
+    savedAction { actionId }
+    errors { code message path }
+  }
+}
+"""
+
+
+class TestManagingOwnActions:
+    async def test_update_checks_the_config_against_the_handler(self, gql, two) -> None:
+        a, b = two
+        await create(gql, a, actionId="nap", name="Nap", type="snooze", config={"days": 2})
+        renamed = await gql(UPDATE_ACTION, {"input": {"actionId": "nap", "name": "Long nap",
+                                                      "config": {"days": 30}}}, token=a.token)
+        assert renamed["updateSavedAction"] == {"savedAction": {
+            "actionId": "nap", "name": "Long nap", "type": "snooze", "handler": "code:snooze",
+            "config": {"days": 30}}, "errors": []}
+        bad = await gql(UPDATE_ACTION, {"input": {"actionId": "nap", "config": {"days": 0}}},
+                        token=a.token)
+        assert bad["updateSavedAction"]["errors"][0]["path"] == "input.config.days"
+        other = await gql(UPDATE_ACTION, {"input": {"actionId": "nap", "name": "Mine"}},
+                          token=b.token)
+        assert other["updateSavedAction"]["errors"][0]["code"] == "NOT_FOUND"
+        core = await gql(UPDATE_ACTION, {"input": {"actionId": "skip-step", "name": "x"}},
+                         token=a.token)
+        assert core["updateSavedAction"]["errors"][0]["code"] == "CORE_READ_ONLY"
+
+    async def test_delete_is_refused_while_a_workflow_calls_the_action(self, gql, two) -> None:
+        from tests.factories_workflows import make_workflow
+
+        a, _ = two
+        await create(gql, a, actionId="ping", name="Ping", type="script",
+                     config={"url": "https://hooks.example.test/ping"})
+        uses = config("pinger")
+        uses["steps"][1]["chatBranches"][1]["savedAction"] = "ping"
+        made = await make_workflow(gql, a, key="pinger", config_=uses)
+        await op(gql, "DeleteWorkflow", {"id": made["id"]}, token=a.token)
+        refused = await gql(DELETE_ACTION, {"actionId": "ping"}, token=a.token)
+        assert refused["deleteSavedAction"]["errors"] == [{
+            "code": "IN_USE", "message": "still called by workflows: pinger",
+            "path": "actionId"}]
+        back = config("pinger")
+        await op(gql, "RestoreWorkflow", {"id": made["id"]}, token=a.token)
+        await op(gql, "UpdateWorkflow", {"input": {"id": made["id"], "config": back}},
+                 token=a.token)
+        done = await gql(DELETE_ACTION, {"actionId": "ping"}, token=a.token)
+        assert done["deleteSavedAction"] == {"savedAction": {"actionId": "ping"}, "errors": []}
+        left = {x["actionId"] for x in (await op(gql, "SavedActions",
+                                                 token=a.token))["savedActions"]}
+        assert "ping" not in left
+
+    async def test_core_actions_cannot_be_deleted(self, gql, two) -> None:
+        a, _ = two
+        data = await gql(DELETE_ACTION, {"actionId": "snooze-7-days"}, token=a.token)
+        assert data["deleteSavedAction"]["errors"][0]["code"] == "CORE_READ_ONLY"

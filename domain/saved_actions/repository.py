@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
-from sqlalchemy import func, select, text, tuple_
+from sqlalchemy import func, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,6 +29,25 @@ async def by_action_id(session: AsyncSession, action_id: str) -> SavedAction | N
     statement = (select(A).where(A.action_id == action_id)  # type: ignore[arg-type]
                  .order_by(A.tenant_id.is_(None)).limit(1))  # type: ignore[union-attr]
     return (await session.scalars(statement)).first()
+
+
+async def own(session: AsyncSession, action_id: str) -> SavedAction | None:
+    """The tenant's own action with this id (never a core one)."""
+    statement = select(A).where(A.action_id == action_id, A.tenant_id.is_not(None))  # type: ignore[arg-type,union-attr]
+    return (await session.scalars(statement)).first()
+
+
+async def change(session: AsyncSession, action_id: UUID, values: dict[str, Any]) -> SavedAction:
+    statement = (update(A).where(A.id == action_id).values(**values, updated_at=func.now())  # type: ignore[arg-type]
+                 .returning(A))
+    result = await session.scalars(statement, execution_options={
+        "populate_existing": True, "synchronize_session": False})
+    return result.one()
+
+
+async def remove(session: AsyncSession, action: SavedAction) -> None:
+    await session.delete(action)
+    await session.flush()
 
 
 async def add(session: AsyncSession, action: SavedAction) -> SavedAction:

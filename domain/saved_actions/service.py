@@ -9,9 +9,9 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.saved_actions import handlers, repository
-from domain.saved_actions.errors import ActionIdTaken
+from domain.saved_actions.errors import ActionIdTaken, CoreReadOnly
 from domain.saved_actions.models import SavedAction
-from domain.shared.errors import Problem, ValidationFailed
+from domain.shared.errors import DomainError, NotFound, Problem, ValidationFailed
 
 _ACTION_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -49,6 +49,54 @@ async def create(session: AsyncSession, *, tenant_id: UUID, user_id: UUID, actio
                          type=action_type, handler=handler or handlers.DEFAULT_HANDLER[action_type],
                          config=config or {}, is_core=False, created_by=user_id)
     return await repository.add(session, action)
+
+
+async def _own(session: AsyncSession, action_id: str, *, path: str) -> SavedAction:
+    found = await repository.by_action_id(session, action_id)
+    if found is None:
+        raise NotFound(f"no saved action {action_id!r}", path=path)
+    if found.tenant_id is None:
+        raise CoreReadOnly(f"{action_id!r} is a core action: create your own instead", path=path)
+    return found
+
+
+async def change(session: AsyncSession, *, action_id: str, name: str | None,
+                 handler: str | None, config: Any) -> SavedAction:
+    """Rename an own action or change its handler/config (its type stays)."""
+    action = await _own(session, action_id, path="input.actionId")
+    values: dict[str, Any] = {}
+    problems: list[Problem] = []
+    if name is not None:
+        if not 1 <= len(name.strip()) <= 200:
+            problems.append(Problem("REQUIRED" if not name.strip() else "TOO_LONG",
+                                    "an action needs a name of 1-200 characters", "input.name"))
+        values["name"] = name.strip()
+    if config is not None and not isinstance(config, dict):
+        problems.append(Problem("INVALID_TYPE", "config must be a JSON object", "input.config"))
+    elif handler is not None or config is not None:
+        new_handler = handler or action.handler
+        new_config = config if config is not None else action.config
+        problems += handlers.check(action.type, new_handler, new_config)
+        values.update(handler=new_handler, config=new_config)
+    if problems:
+        raise ValidationFailed(problems)
+    if not values:
+        return action
+    return await repository.change(session, action.id, values)
+
+
+async def delete_own(session: AsyncSession, *, action_id: str) -> SavedAction:
+    """Delete an own action no workflow of the tenant calls (deleted workflows included)."""
+    # Imported here: workflows validate against saved actions, so the dependency is two-way.
+    from domain.workflows import repository as workflows_repository
+
+    action = await _own(session, action_id, path="actionId")
+    users = await workflows_repository.keys_using_action(session, action_id)
+    if users:
+        raise DomainError(f"still called by workflows: {', '.join(users)}", path="actionId",
+                          code="IN_USE")
+    await repository.remove(session, action)
+    return action
 
 
 def check_core(entry: dict[str, Any], *, path: str) -> list[Problem]:

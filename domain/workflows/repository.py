@@ -291,3 +291,13 @@ async def tag_version(session: AsyncSession, workflow_id: UUID, number: int, tag
         "populate_existing": True, "synchronize_session": False})
     return result.one_or_none()
 
+
+
+async def keys_using_action(session: AsyncSession, action_id: str) -> list[str]:
+    """Keys of the tenant's workflows (deleted ones too) with a branch calling `action_id`."""
+    uses = func.jsonb_path_exists(
+        W.config, text("'$.steps[*].chatBranches[*] ? (@.savedAction == $action)'::jsonpath"),
+        func.jsonb_build_object("action", action_id))
+    statement = (select(W.key).where(W.tenant_id.is_not(None), uses)  # type: ignore[union-attr,call-overload]
+                 .order_by(W.key))
+    return list(await session.scalars(statement))
