@@ -55,19 +55,21 @@ class TenantTransaction(SchemaExtension):
         try:
             session = context.db.new_session()
             await context.db.begin_tenant(session, principal.tenant_id)
-            role = await users_repository.role_of(session, principal.user_id)
+            user = await users_repository.caller(session, principal.user_id)
         except Exception as exc:
             await self._discard(session)
             log.exception("could not open the tenant transaction [request %s]",
                           context.request_id)
             raise internal_error(context.request_id) from exc
-        if role is None:
+        if user is None:
             await self._discard(session)
             raise unauthenticated(context, "the token's user does not exist")
-        self.execution_context.context = dataclasses.replace(
+        operation_context = dataclasses.replace(
             context, _session=session, _loaders=None,
-            principal=dataclasses.replace(principal, role=Role(role)),
+            principal=dataclasses.replace(principal, role=Role(user.role)),
         )
+        operation_context.loaders.user.prime(user.id, user)  # `viewer` and authors reuse it
+        self.execution_context.context = operation_context
         try:
             yield
         except BaseException:

@@ -57,7 +57,7 @@ class Database:
         session = self.new_session()
         try:
             await self.begin_tenant(session, tenant_id)
-            return await users.role_of(session, user_id) is not None
+            return await users.caller(session, user_id) is not None
         finally:
             await session.rollback()
             await session.close()

@@ -38,13 +38,15 @@ async def list_all(session: AsyncSession) -> list[User]:
     return list(rows.scalars())
 
 
-async def role_of(session: AsyncSession, user_id: UUID) -> str | None:
-    """The user's current role, or None if they no longer exist in this tenant.
+_CALLER = ("SELECT tenant_id, id, email, name, role, manager_id, created_at FROM users "
+           "WHERE id = $1")
+
+
+async def caller(session: AsyncSession, user_id: UUID) -> User | None:
+    """The calling user as stored now, or None if they no longer exist in this tenant.
 
     Runs on every operation, so it goes straight to the driver.
     """
     connection = await session.connection()
-    result = await connection.exec_driver_sql("SELECT role FROM users WHERE id = $1",
-                                              (user_id,))
-    row = result.first()
-    return None if row is None else str(row[0])
+    row = (await connection.exec_driver_sql(_CALLER, (user_id,))).first()
+    return None if row is None else User(**row._mapping)
