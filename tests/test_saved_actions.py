@@ -179,3 +179,16 @@ class TestManagingOwnActions:
         a, _ = two
         data = await gql(DELETE_ACTION, {"actionId": "snooze-7-days"}, token=a.token)
         assert data["deleteSavedAction"]["errors"][0]["code"] == "CORE_READ_ONLY"
+
+
+class TestEscalations:
+    async def test_an_escalation_names_a_workflow_the_tenant_can_start(self, gql, two) -> None:
+        a, _ = two
+        ok = await create(gql, a, actionId="to-emergency", name="Emergency", type="escalation",
+                          config={"workflowKey": "emergency"})
+        assert ok["errors"] == []
+        dangling = await create(gql, a, actionId="to-nowhere", name="Nowhere",
+                                type="escalation", config={"workflowKey": "nowhere"})
+        assert dangling["errors"] == [{"code": "UNKNOWN_WORKFLOW",
+                                       "message": "no workflow 'nowhere' to escalate to",
+                                       "path": "input.config.workflowKey"}]

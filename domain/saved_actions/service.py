@@ -40,6 +40,7 @@ async def create(session: AsyncSession, *, tenant_id: UUID, user_id: UUID, actio
         problems.append(Problem("INVALID_TYPE", "config must be a JSON object", "input.config"))
         config = {}
     problems += handlers.check(action_type, handler, config or {})
+    problems += await _escalation_target(session, action_type, config or {})
     if problems:
         raise ValidationFailed(problems)
     if await repository.by_action_id(session, action_id) is not None:
@@ -49,6 +50,21 @@ async def create(session: AsyncSession, *, tenant_id: UUID, user_id: UUID, actio
                          type=action_type, handler=handler or handlers.DEFAULT_HANDLER[action_type],
                          config=config or {}, is_core=False, created_by=user_id)
     return await repository.add(session, action)
+
+
+async def _escalation_target(session: AsyncSession, action_type: str, config: dict[str, Any]
+                             ) -> list[Problem]:
+    """An escalation names a workflow the tenant can start (its own or a core one)."""
+    key = config.get("workflowKey")
+    if action_type != "escalation" or not isinstance(key, str):
+        return []
+    # Imported here: workflows validate against saved actions, so the dependency is two-way.
+    from domain.workflows import repository as workflows_repository
+
+    if await workflows_repository.by_key(session, key) is None:
+        return [Problem("UNKNOWN_WORKFLOW", f"no workflow {key!r} to escalate to",
+                        "input.config.workflowKey")]
+    return []
 
 
 async def _own(session: AsyncSession, action_id: str, *, path: str) -> SavedAction:
@@ -77,6 +93,8 @@ async def change(session: AsyncSession, *, action_id: str, name: str | None,
         new_handler = handler or action.handler
         new_config = config if config is not None else action.config
         problems += handlers.check(action.type, new_handler, new_config)
+        if not problems:
+            problems += await _escalation_target(session, action.type, new_config)
         values.update(handler=new_handler, config=new_config)
     if problems:
         raise ValidationFailed(problems)

@@ -80,7 +80,20 @@ def check_files(files: list[Path] | None) -> tuple[list[SeedFile], list[Problem]
         problems += [Problem(p.code, p.message, f"{_label(path)} {p.path}")
                      for p in validate(config, known_actions=known)]
         loaded.append(SeedFile(path, config))
+    if not files:
+        problems += _escalations_resolve(actions, {f.config.get("id") for f in loaded
+                                                   if isinstance(f.config, dict)})
     return loaded, problems
+
+
+def _escalations_resolve(actions: list[Any], keys: set[Any]) -> list[Problem]:
+    """Core escalations start core workflows, so their targets are among the seed files."""
+    return [Problem("UNKNOWN_WORKFLOW", f"no seed workflow {a['config']['workflowKey']!r}",
+                    f"{_label(ACTIONS_FILE)} $.savedActions[{i}].config.workflowKey")
+            for i, a in enumerate(actions)
+            if isinstance(a, dict) and a.get("type") == "escalation"
+            and isinstance(a.get("config"), dict)
+            and a["config"].get("workflowKey") not in keys]
 
 
 def problem_lines(problems: list[Problem]) -> list[str]:
