@@ -255,6 +255,18 @@ class TestDeleteAndRestore:
         assert (await op(gql, "WorkflowByKey", {"key": "phoenix"},
                          token=a.token))["workflow"]["id"] == made["id"]
 
+    async def test_a_deleted_workflow_keeps_its_key(self, gql, two) -> None:
+        a, _ = two
+        made = await make_workflow(gql, a, key="retired")
+        await op(gql, "DeleteWorkflow", {"id": made["id"]}, token=a.token)
+        again = await op(gql, "CreateWorkflow", {"input": {
+            "key": "retired", "name": "Again", "config": config("retired")}}, token=a.token)
+        assert again["createWorkflow"]["errors"] == [{
+            "code": "ALREADY_EXISTS",
+            "message": "this tenant already has a workflow 'retired' (deleted: restore it or "
+                       "pick another key)",
+            "path": "input.key"}]
+
     async def test_a_deleted_workflow_cannot_be_edited(self, gql, two) -> None:
         a, _ = two
         made = await make_workflow(gql, a, key="frozen")

@@ -134,8 +134,10 @@ async def create_workflow(session: AsyncSession, me: Principal, *, key: str, nam
     name = _check_name(name, path=f"{path}.name")
     tags = clean_tags(tags, path=f"{path}.tags")
     bound = await checked_config(session, config, key=key)
-    if await repository.own_by_key(session, me.tenant_id, key) is not None:
-        raise KeyTaken(f"this tenant already has a workflow {key!r}", path=f"{path}.key")
+    taken = await repository.own_by_key(session, me.tenant_id, key)
+    if taken is not None:
+        hint = " (deleted: restore it or pick another key)" if taken.deleted_at else ""
+        raise KeyTaken(f"this tenant already has a workflow {key!r}{hint}", path=f"{path}.key")
     await repository.set_actor(session, me.user_id, change_description)
     return await repository.add(session, {
         "tenant_id": me.tenant_id, "key": key, "name": name,
