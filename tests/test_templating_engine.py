@@ -98,6 +98,38 @@ class TestEscaping:
         assert render(template, CONTEXT) == "Acme & Sons <Ltd> (3)"
         assert render(template, CONTEXT, html=True) == "Acme &amp; Sons &lt;Ltd&gt; (3)"
 
+    @pytest.mark.parametrize(("template", "text", "html"), [
+        ("{{#if customer.missing}}yes{{ else }}no{{/if}}", "no", "no"),
+        ("{{#if customer.missing}}yes {{~else~}} no{{/if}}", "no", "no"),
+        ("{{#if customer.missing}}yes {{~ else ~}} no{{/if}}", "no", "no"),
+        ("{{#if customer.missing}}yes{{else~}} no{{/if}}", "no", "no"),
+        ("[ {{~customer.name~}} ]", "[Acme & Sons <Ltd>]", "[Acme &amp; Sons &lt;Ltd&gt;]"),
+        ("[ {{~ customer.name ~}} ]", "[Acme & Sons <Ltd>]", "[Acme &amp; Sons &lt;Ltd&gt;]"),
+        ("[ {{~customer.name}} ]", "[Acme & Sons <Ltd> ]", "[Acme &amp; Sons &lt;Ltd&gt; ]"),
+        ("[ {{customer.name~}} ]", "[ Acme & Sons <Ltd>]", "[ Acme &amp; Sons &lt;Ltd&gt;]"),
+        ("[ {{~{customer.name}~}} ]", "[Acme & Sons <Ltd>]", "[Acme & Sons <Ltd>]"),
+    ])
+    def test_else_and_whitespace_control_in_both_modes(self, template: str, text: str,
+                                                      html: str) -> None:
+        assert problems(template, path="$.t") == []
+        assert render(template, CONTEXT) == text
+        assert render(template, CONTEXT, html=True) == html
+
+    @pytest.mark.parametrize(("template", "code"), [
+        ("{{~shout customer.name~}}", "TEMPLATE_UNKNOWN_HELPER"),
+        ("{{~> partial}}", "TEMPLATE_UNSUPPORTED"),
+        ("{{#if a}}x{{~else if b~}}y{{/if}}", "TEMPLATE_UNSUPPORTED"),
+        ("{{~ custmer.name ~}}", "TEMPLATE_UNKNOWN_ROOT"),
+        ("{{~{ custmer.name }~}}", "TEMPLATE_UNKNOWN_ROOT"),
+    ])
+    def test_whitespace_control_does_not_hide_a_tag_from_the_checks(self, template: str,
+                                                                    code: str) -> None:
+        assert [p.code for p in problems(template, path="$.t")] == [code]
+
+    def test_whitespace_controlled_blocks_still_shift_scope(self) -> None:
+        assert problems("{{~#each steps~}}{{label}}{{~/each~}}{{~!-- note --~}}",
+                        path="$.t") == []
+
 
 class TestBrokenTemplates:
     @pytest.mark.parametrize(("template", "code"), [

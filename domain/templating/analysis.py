@@ -21,11 +21,21 @@ _CALL_HEAD = re.compile(r"^\s*([A-Za-z_@][\w.@/-]*)\s+\S")
 _SUB_HEAD = re.compile(r"\(\s*([A-Za-z_@][\w.@/-]*)")
 
 
+def _insides(source: str) -> list[str]:
+    """The inside of every mustache, without whitespace control (`{{~x~}}`, `{{~{x}~}}`)."""
+    found = []
+    for match in _MUSTACHE.finditer(source):
+        inner = match.group(1).strip().strip("~").strip()
+        if inner.startswith("{") and inner.endswith("}"):
+            inner = inner[1:-1].strip()
+        found.append(inner)
+    return found
+
+
 def _bodies(source: str) -> list[str]:
     """The inside of every mustache that is an expression (no comments or closing tags)."""
     found = []
-    for match in _MUSTACHE.finditer(source):
-        inner = match.group(1).strip()
+    for inner in _insides(source):
         if not inner or inner[0] in "!/>":
             continue
         found.append(inner)
@@ -50,15 +60,14 @@ def unknown_helpers(source: str) -> list[str]:
 
 
 def uses_partials(source: str) -> bool:
-    return any(m.group(1).lstrip().startswith(">") for m in _MUSTACHE.finditer(source))
+    return any(inner.startswith(">") for inner in _insides(source))
 
 
 def referenced_roots(source: str) -> set[str]:
     """Context roots the template reads, outside #each/#with blocks (whose scope shifts)."""
     roots: set[str] = set()
     depth = 0
-    for match in _MUSTACHE.finditer(source):
-        inner = match.group(1).strip()
+    for inner in _insides(source):
         if inner.startswith("!"):
             continue
         if _BLOCK_END.match(inner):

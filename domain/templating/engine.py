@@ -38,8 +38,11 @@ MAX_LENGTH = 20_000
 MAX_TAGS = 400
 MAX_AD_HOC_TAGS = 100
 _SENTINEL = "\u2063STEPWISE-END\u2063"
-# A plain `{{expr}}` (not a block, comment, partial or triple-stash): made raw for text channels.
-_ESCAPED = re.compile(r"(?<!\{)\{\{(?![{#/!>^&])(?!else\b)(.*?)\}\}(?!\})", re.DOTALL)
+# A plain `{{expr}}` (not a block, else, comment, partial or triple-stash): made raw for text
+# channels. Whitespace control stays outside the added braces (`{{~x~}}` -> `{{~{x}~}}`;
+# pybars ignores the `~` in `{{{~x~}}}`), and `{{ else }}` / `{{~else~}}` are left alone.
+_ESCAPED = re.compile(
+    r"(?<!\{)\{\{(?!~?\s*(?:[{#/!>^&]|else\b))(~?)(.*?)(~?)\}\}(?!\})", re.DOTALL)
 
 # pybars has no float literals; its error points at one, so say what to do about it.
 _FLOAT_LITERAL = re.compile(r"near -?\d+\.\d+")
@@ -57,7 +60,7 @@ class TemplateError(Exception):
 
 
 def _compile_raw(source: str, html: bool) -> Template | TemplateError:
-    text = source if html else _ESCAPED.sub(r"{{{\1}}}", source)
+    text = source if html else _ESCAPED.sub(r"{{\1{\2}\3}}", source)
     try:
         template: Template = _compiler.compile(text)
     except pybars.PybarsError as exc:
