@@ -54,8 +54,9 @@ class TenantTransaction(SchemaExtension):
         session: AsyncSession | None = None
         try:
             session = context.db.new_session()
-            await context.db.begin_tenant(session, principal.tenant_id)
-            user = await users_repository.caller(session, principal.user_id)
+            await session.begin()
+            user = await users_repository.enter_as(session, principal.tenant_id,
+                                                   principal.user_id)
         except Exception as exc:
             await self._discard(session)
             log.exception("could not open the tenant transaction [request %s]",

@@ -37,7 +37,7 @@ query HeavyList($first: Int) {
 
 
 # Every operation first checks the caller still exists and reads their current role.
-CALLER = "SELECT tenant_id, id, email, name, role, manager_id, created_at FROM users"
+CALLER = "SELECT tenant_id, id, email, name, role, manager_id, created_at FROM stepwise_enter"
 
 
 @contextmanager

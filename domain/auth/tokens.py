@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from uuid import UUID
 
 import jwt
@@ -44,6 +45,17 @@ def mint(*, secret: str, tenant_id: UUID, user_id: UUID, role: Role, ttl: int = 
 
 
 def verify(token: str, *, secret: str) -> Principal:
+    """The token's principal; signature checks are cached per token, expiry is checked always."""
+    principal = _verified(token, secret)
+    if principal.expired():
+        raise InvalidToken("the token has expired")
+    return principal
+
+
+@lru_cache(maxsize=4096)
+def _verified(token: str, secret: str) -> Principal:
+    # A client sends the same token on every request; its signature need not be recomputed.
+    # Failures raise and are not cached.
     try:
         claims = jwt.decode(
             token, secret, algorithms=[ALGORITHM],

@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import (
 from domain.shared.settings import APP_ROLE
 
 _SET_TENANT = text("SELECT set_config('app.tenant_id', :tenant, true)")
-_SET_TENANT_DRIVER = "SELECT set_config('app.tenant_id', $1, true)"
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
@@ -41,23 +40,14 @@ class Database:
     def new_session(self) -> AsyncSession:
         return self._sessions()
 
-    async def begin_tenant(self, session: AsyncSession, tenant_id: UUID | None) -> None:
-        """Begin `session`'s transaction with the tenant set (the API edge's form)."""
-        await session.begin()
-        if tenant_id is not None:
-            # Straight to the driver: this runs on every operation, and the ORM execute path
-            # costs several times the statement itself.
-            connection = await session.connection()
-            await connection.exec_driver_sql(_SET_TENANT_DRIVER, (str(tenant_id),))
-
     async def user_exists(self, tenant_id: UUID, user_id: UUID) -> bool:
         """Whether the user still exists in the tenant (checked once per WebSocket)."""
         from domain.users import repository as users  # users build on this module
 
         session = self.new_session()
         try:
-            await self.begin_tenant(session, tenant_id)
-            return await users.caller(session, user_id) is not None
+            await session.begin()
+            return await users.enter_as(session, tenant_id, user_id) is not None
         finally:
             await session.rollback()
             await session.close()

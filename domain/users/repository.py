@@ -38,15 +38,16 @@ async def list_all(session: AsyncSession) -> list[User]:
     return list(rows.scalars())
 
 
-_CALLER = ("SELECT tenant_id, id, email, name, role, manager_id, created_at FROM users "
-           "WHERE id = $1")
+_ENTER = ("SELECT tenant_id, id, email, name, role, manager_id, created_at "
+          "FROM stepwise_enter($1, $2)")
 
 
-async def caller(session: AsyncSession, user_id: UUID) -> User | None:
-    """The calling user as stored now, or None if they no longer exist in this tenant.
+async def enter_as(session: AsyncSession, tenant_id: UUID, user_id: UUID) -> User | None:
+    """Set the transaction's tenant and read the calling user as stored now, in one round trip.
 
-    Runs on every operation, so it goes straight to the driver.
+    None if the user no longer exists in that tenant. Runs on every operation, so it goes
+    straight to the driver (see migration 0004 for the function).
     """
     connection = await session.connection()
-    row = (await connection.exec_driver_sql(_CALLER, (user_id,))).first()
+    row = (await connection.exec_driver_sql(_ENTER, (tenant_id, user_id))).first()
     return None if row is None else User(**row._mapping)
