@@ -238,7 +238,7 @@ class TestNotificationRendering:
         assert rendered.condition_met is True
         assert rendered.problems == []
 
-    @pytest.mark.parametrize("channel", ["slack", "in_app", "webhook"])
+    @pytest.mark.parametrize("channel", ["in_app", "webhook"])
     def test_text_channels_are_not_escaped(self, channel: str) -> None:
         rendered = render_notification({**NOTE, "type": channel}, CONTEXT)
         assert rendered.message == "<p>Acme & Sons <Ltd> is 8 days overdue</p>"
@@ -257,6 +257,40 @@ class TestNotificationRendering:
         assert {(p.code, p.path) for p in rendered.problems} == {
             ("TEMPLATE_TRUNCATED", "$.steps[1].notifications[0].message"),
             ("TEMPLATE_UNKNOWN_HELPER", "$.steps[1].notifications[0].condition")}
+
+    def test_email_titles_and_recipients_carry_no_line_breaks(self) -> None:
+        context = {**CONTEXT,
+                   "customer": {"name": "Acme\r\nBcc: thief@evil.test\nX: y"},
+                   "csm": {"email": "csm@acme.test\r\nBcc: thief@evil.test",
+                           "manager": "boss@acme.test\u2028"}}
+        note = {**NOTE, "title": "Renewal:\n{{customer.name}}",
+                "recipients": ["{{csm.email}}", "{{csm.manager}}"]}
+        rendered = render_notification(note, context)
+        assert rendered.title == "Renewal: Acme Bcc: thief@evil.test X: y"
+        assert rendered.recipients == ["csm@acme.testBcc: thief@evil.test", "boss@acme.test"]
+        for channel in ("slack", "in_app", "webhook"):
+            other = render_notification({**note, "type": channel}, context)
+            assert not any(c in r for r in other.recipients for c in "\r\n")
+
+    def test_slack_escapes_values_but_keeps_its_own_markup(self) -> None:
+        context = {**CONTEXT, "customer": {"name": "<!channel> & <http://evil.test|Acme>"}}
+        note = {"id": "n", "type": "slack", "title": "<!here> {{customer.name}}",
+                "message": "*{{customer.name}}* <https://app.test|open> {{{customer.name}}}",
+                "recipients": ["#cs"]}
+        rendered = render_notification(note, context)
+        escaped = "&lt;!channel&gt; &amp; &lt;http://evil.test|Acme&gt;"
+        assert rendered.title == f"<!here> {escaped}"
+        assert rendered.message == (f"*{escaped}* <https://app.test|open> "
+                                    "<!channel> & <http://evil.test|Acme>")
+        assert rendered.problems == []
+
+    def test_slack_escaping_keeps_blocks_helpers_and_whitespace_control(self) -> None:
+        context = {**CONTEXT, "customer": {"name": "<A&B>", "arr": 5, "on": True}}
+        note = {"type": "Slack", "title": "t", "recipients": [],
+                "message": "{{#if customer.on}} {{~customer.name~}} {{/if}}|{{gte customer.arr 1}}"
+                           "|{{#each customer}}{{this}};{{/each}}|{{customer.missing}}"}
+        rendered = render_notification(note, context)
+        assert rendered.message == "&lt;A&amp;B&gt;|true|&lt;A&amp;B&gt;;5;true;|"
 
     def test_no_condition_means_true(self) -> None:
         rendered = render_notification({"type": "slack", "title": "t", "recipients": []}, {})

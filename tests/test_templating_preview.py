@@ -62,7 +62,8 @@ class TestCoreWorkflowPreviews:
             "message": "Smith &amp; Co renews in 10 days (300000 ARR) without a commitment. "
                        "Casey has opened a war room; please join today.",
             "recipients": ["boss@acme.test", "vp@acme.test"], "conditionMet": True}
-        assert slack["message"] == ("Coordination channel for the Smith & Co renewal (10 days "
+        # Slack text: values get Slack's escaping (& < > are its control characters).
+        assert slack["message"] == ("Coordination channel for the Smith &amp; Co renewal (10 days "
                                     "left). Account team: ae@acme.test,sa@acme.test,"
                                     "csm@acme.test.")
         assert slack["recipients"] == ["csm@acme.test", "boss@acme.test", "ae@acme.test",

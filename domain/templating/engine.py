@@ -48,6 +48,7 @@ _ESCAPED = re.compile(
 _FLOAT_LITERAL = re.compile(r"near -?\d+\.\d+")
 _compiler = pybars.Compiler()
 Template = Callable[..., str]
+Escape = Callable[[str], str]
 
 
 class TemplateError(Exception):
@@ -59,7 +60,24 @@ class TemplateError(Exception):
         self.message = message
 
 
-def _compile_raw(source: str, html: bool) -> Template | TemplateError:
+def _preparer(escape: Escape) -> Callable[[Any, bool], Any]:
+    """pybars' `prepare` (how a value joins the output) with `escape` for `{{value}}`."""
+
+    def prepare(value: Any, should_escape: bool) -> Any:
+        if value is None:
+            return ""
+        if type(value) is pybars.strlist:  # a block's output: already prepared
+            return value
+        if type(value) is not str:
+            value = ("true" if value else "false") if type(value) is bool else str(value)
+        return escape(value) if should_escape else value
+
+    return prepare
+
+
+def _compile_raw(source: str, html: bool, escape: Escape | None = None
+                 ) -> Template | TemplateError:
+    """`html`: `{{value}}` is escaped (by `escape` if given, else as HTML); else raw."""
     text = source if html else _ESCAPED.sub(r"{{\1{\2}\3}}", source)
     try:
         template: Template = _compiler.compile(text)
@@ -75,6 +93,10 @@ def _compile_raw(source: str, html: bool) -> Template | TemplateError:
     # globals alive, so the registry entry is not needed. (pybars' code builder is shared
     # class state: compile on one thread only, never in a thread pool.)
     sys.modules.pop(getattr(template, "__module__", ""), None)
+    if html and escape is not None:
+        # Each compilation gets its own module namespace: the generated code looks
+        # `prepare` up there, so this variant (and only it) escapes for its channel.
+        template.__globals__["prepare"] = _preparer(escape)  # type: ignore[attr-defined]
     return template
 
 
@@ -148,25 +170,32 @@ def _text_mode(probe: Template) -> Template:
     return render_text
 
 
-def compile_checked(source: str, *, html: bool = False, ad_hoc: bool = False) -> Template:
+def compile_checked(source: str, *, html: bool = False, ad_hoc: bool = False,
+                    escape: Escape | None = None) -> Template:
     """The compiled template, cached by content; raises TemplateError if broken or truncated.
 
     `ad_hoc`: a one-off template (renderTemplate), kept in a small separate cache.
+    `escape`: applied to every `{{value}}` (not to the template's own text nor `{{{value}}}`)
+    instead of HTML escaping, e.g. a channel's own markup escaping; implies escaping.
     """
     error = (_verify_ad_hoc if ad_hoc else _verify)(source)
     if error is not None:
         raise error
     compile_ = _compile_ad_hoc if ad_hoc else _compile
-    template = compile_(source if html else source + _SENTINEL, html)
+    if escape is not None:
+        template = compile_(source, True, escape)
+    else:
+        template = compile_(source if html else source + _SENTINEL, html)
     if isinstance(template, TemplateError):
         raise template
-    return template if html else _text_mode(template)
+    return template if html or escape is not None else _text_mode(template)
 
 
 def render(source: str, context: Mapping[str, Any], *, html: bool = False,
-           ad_hoc: bool = False) -> str:
-    """Render `source` against `context`; HTML-escape values only when `html`."""
-    template = compile_checked(source, html=html, ad_hoc=ad_hoc)
+           ad_hoc: bool = False, escape: Escape | None = None) -> str:
+    """Render `source` against `context`; values HTML-escaped when `html`, escaped with
+    `escape` when given, raw otherwise."""
+    template = compile_checked(source, html=html, ad_hoc=ad_hoc, escape=escape)
     try:
         return str(template(dict(context), helpers=HELPERS))
     except TemplateError:

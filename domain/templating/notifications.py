@@ -1,26 +1,51 @@
 """Render a workflow's notifications for a context: previews now, the run engine later.
 
-Escaping follows the channel: an email body is HTML, so values are escaped there; Slack,
-in-app and webhook text is not HTML and stays raw. An email subject (the title) is a mail
-header, not HTML, so it is never escaped. Recipients are addresses, never escaped: each
-renders to one address or a comma-separated list (accountTeam.allEmails); the result is
-split, trimmed, de-duplicated (case-insensitively) and empty entries are dropped.
+Escaping follows the channel: an email body is HTML, so values are escaped there; Slack
+text (title and message) is Slack markup, so values get Slack's escaping of `&`, `<` and
+`>` (a customer named `<!channel>` neither pings nor links; the template's own text keeps
+its markup); in-app and webhook text stays raw. An email subject (the title) is a mail
+header, not HTML: never escaped, but line breaks become spaces (no header injection).
+Recipients are addresses, never escaped: each renders to one address or a comma-separated
+list (accountTeam.allEmails); the result is split, line breaks removed, trimmed,
+de-duplicated (case-insensitively) and empty entries are dropped.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from domain.shared.errors import Problem
-from domain.templating.engine import TemplateError, condition_holds, render
+from domain.templating.engine import Escape, TemplateError, condition_holds, render
 
 HTML_CHANNELS = frozenset({"email"})
+SLACK_CHANNELS = frozenset({"slack"})
+_LINE_BREAKS = re.compile(r"[\r\n\u0085\u2028\u2029]+")
+
+
+def _channel(channel: str | None) -> str:
+    return (channel or "").strip().lower()
 
 
 def is_html(channel: str | None) -> bool:
-    return (channel or "").strip().lower() in HTML_CHANNELS
+    return _channel(channel) in HTML_CHANNELS
+
+
+def slack_escape(text: str) -> str:
+    """Slack's own escaping: `&`, `<` and `>` are its only control characters."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def value_escape(channel: str | None) -> Escape | None:
+    """How values are escaped in the channel's text outside HTML (None: kept raw)."""
+    return slack_escape if _channel(channel) in SLACK_CHANNELS else None
+
+
+def one_line(text: str) -> str:
+    """A header value: every run of line breaks becomes one space."""
+    return _LINE_BREAKS.sub(" ", text)
 
 
 @dataclass(frozen=True)
@@ -55,7 +80,7 @@ def split_recipients(rendered: list[str]) -> list[str]:
     recipients: list[str] = []
     for text in rendered:
         for part in text.split(","):
-            address = part.strip()
+            address = _LINE_BREAKS.sub("", part).strip()
             if address and address.lower() not in seen:
                 seen.add(address.lower())
                 recipients.append(address)
@@ -63,14 +88,14 @@ def split_recipients(rendered: list[str]) -> list[str]:
 
 
 def _text(value: Any, context: Mapping[str, Any], path: str, problems: list[Problem],
-          *, html: bool = False) -> str | None:
+          *, html: bool = False, escape: Escape | None = None) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
         problems.append(Problem("INVALID_VALUE", "expected a template string", path))
         return None
     try:
-        return render(value, context, html=html)
+        return render(value, context, html=html, escape=escape)
     except TemplateError as error:
         problems.append(Problem(error.code, error.message, path))
         return None
@@ -92,9 +117,12 @@ def render_notification(notification: Mapping[str, Any], context: Mapping[str, A
         except TemplateError as error:
             condition_met = False
             problems.append(Problem(error.code, error.message, f"{path}.condition"))
-    title = _text(notification.get("title"), context, f"{path}.title", problems)
+    escape = value_escape(kind)
+    title = _text(notification.get("title"), context, f"{path}.title", problems, escape=escape)
+    if title is not None and is_html(kind):
+        title = one_line(title)
     message = _text(notification.get("message"), context, f"{path}.message", problems,
-                    html=is_html(kind))
+                    html=is_html(kind), escape=escape)
     raw = notification.get("recipients")
     rendered: list[str] = []
     for index, recipient in enumerate(raw if isinstance(raw, list) else []):
