@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from domain.users.emails import is_email
 from domain.users.models import Role
 from tests.factories import make_tenant, make_user
 from tests.factories_customers import contract, upsert_customer
@@ -64,7 +65,8 @@ class TestCreateUser:
                 ("NOT_FOUND", "input.managerId")]
 
     @pytest.mark.parametrize(("field", "value", "code"), [
-        ("email", "not an email", "INVALID_EMAIL"), ("name", "  ", "REQUIRED")])
+        ("email", "not an email", "INVALID_EMAIL"), ("email", "a,b@x.io", "INVALID_EMAIL"),
+        ("email", "a@x.io,b@y.io", "INVALID_EMAIL"), ("name", "  ", "REQUIRED")])
     async def test_bad_input_is_reported(self, gql, settings, field, value, code) -> None:
         tenant = await make_tenant(settings)
         variables = {"input": {"email": "ok@a.test", "name": "Ok", "role": "VIEWER", field: value}}
@@ -147,3 +149,25 @@ class TestTenantSettings:
         assert denied["updateTenantSettings"]["errors"][0]["code"] == "FORBIDDEN"
         viewer = await gql("{ viewer { tenant { timeZone } } }", token=tenant.token)
         assert viewer["viewer"]["tenant"]["timeZone"] == "UTC"
+
+
+class TestOneEmailCheck:
+    @pytest.mark.parametrize(("text", "valid"), [
+        ("a@x.io", True), ("first.last+tag@sub.x.io", True),
+        ("a,b@x.io", False), ("a@x.io,b@y.io", False), ("a@x.io\n", False),
+        ("a@x.io\r\nBcc: b@y.io", False), ("a b@x.io", False), ("a@b@x.io", False),
+        ("a@x", False), ("@x.io", False), ("", False)])
+    async def test_what_counts_as_an_address(self, text: str, valid: bool) -> None:
+        assert is_email(text) is valid
+
+    async def test_users_customers_and_contacts_share_it(self) -> None:
+        import inspect
+
+        from domain.customers import service as customers
+        from domain.tenants import service as tenants
+        from domain.users import service as users
+
+        for module in (users, customers, tenants):
+            source = inspect.getsource(module)
+            assert "is_email(" in source
+            assert "@\\s" not in source  # no email pattern of its own

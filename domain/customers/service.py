@@ -18,6 +18,7 @@ from domain.customers.models import Customer
 from domain.shared.errors import DomainError, NotFound, Problem, ValidationFailed
 from domain.shared.pagination import Page, decode_cursor, encode_cursor, page_size
 from domain.users import repository as users_repository
+from domain.users.emails import is_email
 from domain.users.models import Role
 from domain.users.service import require_role
 
@@ -29,7 +30,6 @@ _INPUT_NAMES = {"name": "name", "arr": "arr", "renewal_date": "renewalDate",
                 "csm_id": "csmId", "account_team": "accountTeam"}
 _MAX_ARR = Decimal("999999999999.99")  # numeric(14, 2)
 _TEAM_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")
-_EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
 _MAX_TEAM = 30
 
 
@@ -97,7 +97,7 @@ def _check_team(value: Any, problems: list[Problem]) -> dict[str, str]:
                 "'allEmails', which is computed", path))
         elif email is None:
             continue
-        elif not isinstance(email, str) or not _EMAIL.match(email.strip()):
+        elif not isinstance(email, str) or not is_email(email.strip()):
             problems.append(Problem("INVALID_EMAIL", f"{key} must be an email address", path))
         else:
             team[key] = email.strip()

@@ -14,6 +14,7 @@ from domain.shared.errors import DomainError, Problem, ValidationFailed
 from domain.shared.models import utcnow
 from domain.tenants import repository
 from domain.tenants.models import CompanyContacts, Tenant
+from domain.users.emails import is_email
 from domain.users.models import Role
 from domain.users.service import require_role
 
@@ -40,14 +41,13 @@ async def get(session: AsyncSession, tenant_id: UUID) -> Tenant | None:
 
 
 _CONTACT_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")
-_CONTACT_EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
 _FIXED_CONTACTS = ("vpCustomerSuccess", "ceo")
 
 
 def _contact(value: Any, path: str, problems: list[Problem]) -> str | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    if not isinstance(value, str) or not _CONTACT_EMAIL.match(value.strip()):
+    if not isinstance(value, str) or not is_email(value.strip()):
         problems.append(Problem("INVALID_EMAIL", "expected an email address", path))
         return None
     return value.strip()

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.shared.errors import DomainError, Forbidden, NotFound
 from domain.users import repository
+from domain.users.emails import is_email
 from domain.users.errors import EmailTaken
 from domain.users.models import Role, User
-
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 def require_role(actual: Role, needed: Role) -> None:
@@ -32,7 +30,7 @@ async def create(
     manager_id: UUID | None = None,
 ) -> User:
     email = email.strip()
-    if not _EMAIL.match(email):
+    if not is_email(email):
         raise DomainError("not an email address", path="input.email", code="INVALID_EMAIL")
     if not name.strip():
         raise DomainError("a user needs a name", path="input.name", code="REQUIRED")
