@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from domain.context import dates
 from domain.context.dates import days_until, hours_until, renewal_figures, zone
 from tests.factories import make_tenant, make_user
 from tests.factories_customers import contract, set_contacts, upsert_customer
@@ -131,3 +132,18 @@ class TestDateArithmetic:
         assert renewal_figures(date(2026, 5, 2), zone("Not/AZone"), naive) == {
             "daysUntilRenewal": 1, "hoursUntilRenewal": 1, "daysOverdue": 0}
         assert zone(None) is UTC
+
+    def test_one_clock_reading_per_set_of_figures(self, monkeypatch) -> None:
+        # The clock ticks past midnight between two readings: both figures must come from
+        # the same instant (one day and zero hours left, not one day and -1 hour).
+        readings = iter([datetime(2026, 5, 1, 23, 59, 59, 999999, tzinfo=UTC),
+                         datetime(2026, 5, 2, 0, 0, 0, 1, tzinfo=UTC)])
+
+        class Ticking(datetime):
+            @classmethod
+            def now(cls, tz=None):  # type: ignore[no-untyped-def, override]
+                return next(readings)
+
+        monkeypatch.setattr(dates, "datetime", Ticking)
+        assert renewal_figures(date(2026, 5, 2), UTC) == {
+            "daysUntilRenewal": 1, "hoursUntilRenewal": 0, "daysOverdue": 0}

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from domain.context import builder
+from domain.context import builder, dates
 from domain.customers import repository as customers_repository
 from domain.shared.db import owner_transaction
 from tests.factories import make_tenant, make_user
@@ -49,3 +49,22 @@ async def test_build_many_refuses_to_mix_tenants(gql, settings) -> None:
         with pytest.raises(ValueError, match="one tenant"):
             await builder.build_many(session, rows, now=NOW)
         assert await builder.build_many(session, [], now=NOW) == {}
+
+
+async def test_one_clock_reading_per_batch(gql, settings, monkeypatch) -> None:
+    tenant = await make_tenant(settings)
+    ids = [uuid.UUID((await upsert_customer(gql, tenant, renewalDate="2026-05-02"))["id"])
+           for _ in range(3)]
+    # Each reading is a day later than the one before: one reading serves every customer.
+    readings = iter(datetime(2026, 4, day, 12, tzinfo=UTC) for day in range(1, 30))
+
+    class Ticking(datetime):
+        @classmethod
+        def now(cls, tz=None):  # type: ignore[no-untyped-def, override]
+            return next(readings)
+
+    monkeypatch.setattr(dates, "datetime", Ticking)
+    async with owner_transaction(settings.database_url, tenant_id=tenant.id) as session:
+        many = await builder.build_many(
+            session, await customers_repository.get_many(session, ids))
+    assert [many[i]["workflow"]["daysUntilRenewal"] for i in ids] == [31, 31, 31]

@@ -15,7 +15,7 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.context.dates import renewal_figures, zone
+from domain.context.dates import aware_now, renewal_figures, zone
 from domain.customers import service as customers
 from domain.customers.models import Customer
 from domain.tenants import repository as tenants_repository
@@ -136,6 +136,7 @@ async def build_many(session: AsyncSession, many: Sequence[Customer], *,
     manager_ids = sorted({u.manager_id for u in csms.values() if u.manager_id}, key=str)
     managers = ({u.id: u for u in await users_repository.get_many(session, manager_ids)}
                 if manager_ids else {})
+    now = aware_now(now)  # one instant for the whole batch
     contexts: dict[UUID, Context] = {}
     for customer in many:
         csm = csms.get(customer.csm_id) if customer.csm_id else None

@@ -5,6 +5,9 @@
 - hoursUntilRenewal: whole hours (floored) from now until the start (00:00, tenant's zone)
   of the renewal day; negative once that day has begun. DST-aware.
 - daysOverdue: max(0, -daysUntilRenewal).
+
+The clock is read once per set of figures (and once per batch of contexts): two readings
+straddling midnight would make daysUntilRenewal and hoursUntilRenewal disagree.
 """
 
 from __future__ import annotations
@@ -24,10 +27,15 @@ def zone(name: str | None) -> tzinfo:
         return UTC
 
 
+def clock() -> datetime:
+    """The current time (the only place the clock is read; tests pin it here)."""
+    return datetime.now(UTC)
+
+
 def aware_now(now: datetime | None) -> datetime:
     """`now` as an aware datetime (naive values are taken as UTC); the clock if None."""
     if now is None:
-        return datetime.now(UTC)
+        return clock()
     return now if now.tzinfo is not None else now.replace(tzinfo=UTC)
 
 
@@ -53,6 +61,7 @@ def hours_until(renewal: date | None, tz: tzinfo, now: datetime | None = None) -
 
 def renewal_figures(renewal: date | None, tz: tzinfo, now: datetime | None = None
                     ) -> dict[str, int | None]:
+    now = aware_now(now)  # once: both figures from the same instant
     days = days_until(renewal, tz, now)
     return {
         "daysUntilRenewal": days,
