@@ -33,24 +33,13 @@ from domain.shared.settings import PROJECT_ROOT, Settings
 from domain.tenants.onboarding import create_tenant_with_admin
 from domain.users.models import Role
 from scripts import benchlib
+from tests.factories import contract_operation  # the contract documents the builder sends
 
 TENANTS, WORKFLOWS, VERSIONS = 2, 500, 5
-CONTRACT = (PROJECT_ROOT / "tests" / "contract" / "builder.graphql")
 EXAMPLE = json.loads((PROJECT_ROOT / "seeds" / "workflows" / "critical.json").read_text())
 BY_KEY = "w0250"
 FLOOR = "floor (Starlette+asyncpg)"
 VIEWER = "query Viewer { viewer { id email name role tenant { id name } } }"
-
-
-def _operation(name: str) -> str:
-    from graphql import OperationDefinitionNode, parse
-
-    source = CONTRACT.read_text()
-    for definition in parse(source).definitions:
-        if isinstance(definition, OperationDefinitionNode) and definition.name \
-                and definition.name.value == name:
-            return source[definition.loc.start:definition.loc.end]  # type: ignore[union-attr]
-    raise KeyError(name)
 
 
 async def _populate(settings: Settings) -> tuple[str, list[str]]:
@@ -218,10 +207,10 @@ def main() -> None:
     import httpx
 
     Body = dict[str, object]
-    list_body: Body = {"query": _operation("WorkflowList"), "operationName": "WorkflowList",
+    list_body: Body = {"query": contract_operation("WorkflowList"), "operationName": "WorkflowList",
                        "variables": {"first": 20}}
-    key_body: Body = {"query": _operation("WorkflowByKey"), "operationName": "WorkflowByKey",
-                      "variables": {"key": BY_KEY}}
+    key_body: Body = {"query": contract_operation("WorkflowByKey"),
+                      "operationName": "WorkflowByKey", "variables": {"key": BY_KEY}}
     viewer_body: Body = {"operationName": "Viewer", "query": VIEWER}
     rounds: dict[str, list[tuple[benchlib.LoadResult, float]]] = {}
     with benchlib.scratch_database() as url:

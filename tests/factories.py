@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import httpx
+from graphql import OperationDefinitionNode, parse
+from sqlalchemy import event
 
 from domain.auth import tokens
 from domain.shared.db import owner_transaction
-from domain.shared.settings import Settings
+from domain.shared.settings import PROJECT_ROOT, Settings
 from domain.tenants.onboarding import create_tenant_with_admin
 from domain.users import service as users
 from domain.users.models import Role
+
+CONTRACT_DIR = PROJECT_ROOT / "tests" / "contract"  # the repo copy of ../shared/contract
 
 
 @dataclass(frozen=True)
@@ -77,16 +84,29 @@ class GraphQLClient:
         return data
 
 
+@cache
 def contract_operation(name: str) -> str:
-    """The text of a named operation from the contract documents (the repo copy)."""
-    from graphql import OperationDefinitionNode, parse
-
-    from domain.shared.settings import PROJECT_ROOT
-
-    for path in sorted((PROJECT_ROOT / "tests" / "contract").glob("*.graphql")):
+    """The exact text of a named operation from the contract documents (the repo copy)."""
+    for path in sorted(CONTRACT_DIR.glob("*.graphql")):
         source = path.read_text()
         for definition in parse(source).definitions:
             if isinstance(definition, OperationDefinitionNode) and definition.name \
                     and definition.name.value == name:
                 return source[definition.loc.start:definition.loc.end]  # type: ignore[union-attr]
     raise KeyError(name)
+
+
+@contextmanager
+def counting(app: Any) -> Iterator[list[str]]:
+    """Every SQL statement the app's engine runs inside the block."""
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    engine = app.state.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)

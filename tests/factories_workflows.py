@@ -5,29 +5,15 @@ from __future__ import annotations
 import copy
 import json
 import re
-from functools import cache
 from typing import Any
-
-from graphql import OperationDefinitionNode, parse
 
 from domain.seeding import service as seeding
 from domain.shared.settings import PROJECT_ROOT, Settings
 from tests.factories import GraphQLClient, TenantHandle
+from tests.factories import contract_operation as operation
 
-CONTRACT = PROJECT_ROOT / "tests" / "contract" / "builder.graphql"
 _DOC = (PROJECT_ROOT / "tests" / "contract" / "workflow-config.md").read_text()
 EXAMPLE: dict[str, Any] = json.loads(re.search(r"```json\n(.*?)```", _DOC, re.S).group(1))  # type: ignore[union-attr]
-
-
-@cache
-def operation(name: str) -> str:
-    """The exact text of a named operation in the builder contract."""
-    source = CONTRACT.read_text()
-    for definition in parse(source).definitions:
-        if isinstance(definition, OperationDefinitionNode) and definition.name \
-                and definition.name.value == name:
-            return source[definition.loc.start:definition.loc.end]  # type: ignore[union-attr]
-    raise KeyError(name)
 
 
 def config(key: str = "playbook", **changes: Any) -> dict[str, Any]:

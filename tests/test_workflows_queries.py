@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 from domain.auth.tokens import Principal
 from domain.shared.db import owner_transaction
 from domain.users.models import Role
 from domain.workflows import service as workflows
-from tests.factories import TenantHandle, make_tenant, make_user
+from tests.factories import TenantHandle, counting, make_tenant, make_user
 from tests.factories_workflows import config, op, seed_core
 
 pytestmark = pytest.mark.asyncio
@@ -38,21 +35,6 @@ query HeavyList($first: Int) {
 
 # Every operation first checks the caller still exists and reads their current role.
 CALLER = "SELECT tenant_id, id, email, name, role, manager_id, created_at FROM stepwise_enter"
-
-
-@contextmanager
-def counting(app: Any) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    engine = app.state.db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 async def tenant_with(settings: Any, count: int) -> TenantHandle:
