@@ -3,32 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from functools import cache
-from pathlib import Path
 from typing import Any
 
-from graphql import OperationDefinitionNode, parse
-from sqlalchemy import event
-
-from domain.shared.settings import PROJECT_ROOT
 from tests.factories import GraphQLClient, TenantHandle
-
-CONTRACT = PROJECT_ROOT / "tests" / "contract"  # the repo copy of ../shared/contract
-
-
-@cache
-def contract(name: str) -> str:
-    """The exact text of a named operation in the contract documents."""
-    for path in sorted(Path(CONTRACT).glob("*.graphql")):
-        text = path.read_text()
-        for definition in parse(text).definitions:
-            if isinstance(definition, OperationDefinitionNode) and definition.name \
-                    and definition.name.value == name:
-                return text[definition.loc.start:definition.loc.end]  # type: ignore[union-attr]
-    raise KeyError(name)
-
+from tests.factories import contract_operation as contract
 
 UPSERT_FULL = """
 mutation($input: CustomerInput!) {
@@ -71,17 +49,3 @@ async def make_workflow(tenant: TenantHandle, *, key: str, config: dict[str, Any
                                         description=config.get("description"), config=config)
 
 
-@contextmanager
-def counting(app: Any) -> Iterator[list[str]]:
-    """Every SQL statement the app's engine runs inside the block."""
-    statements: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    engine = app.state.db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)

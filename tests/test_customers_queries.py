@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.factories import TenantHandle, make_tenant, make_user
-from tests.factories_customers import counting, upsert_customer
+from tests.factories import TenantHandle, counting, make_tenant, make_user
+from tests.factories_customers import upsert_customer
 
 pytestmark = pytest.mark.asyncio
 
