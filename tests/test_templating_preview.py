@@ -13,10 +13,9 @@ import pytest
 from domain.context.dates import today_in, zone
 from domain.seeding import service as seeding
 from domain.seeding.service import SEEDS_DIR
-from tests.factories import TenantHandle, make_tenant, make_user
+from tests.factories import TenantHandle, counting, make_tenant, make_user
 from tests.factories_customers import (
     contract,
-    counting,
     make_workflow,
     set_contacts,
     upsert_customer,
