@@ -6,7 +6,8 @@ import uuid
 
 import pytest
 
-from tests.factories import make_tenant, make_user
+from domain.templating import engine
+from tests.factories import counting, make_tenant, make_user
 from tests.factories_customers import contract, set_contacts, upsert_customer
 
 pytestmark = pytest.mark.asyncio
@@ -73,13 +74,32 @@ class TestRenderTemplate:
         assert result["output"] is None
         assert [(e["code"], e["path"]) for e in result["errors"]] == [(code, "template")]
 
-    async def test_ad_hoc_templates_are_capped(self, gql, settings) -> None:
+    @pytest.mark.parametrize(("template", "code"), [
+        ("x" * (engine.MAX_AD_HOC_LENGTH + 1), "TEMPLATE_TOO_LONG"),
+        ("{{customer.name}}" * (engine.MAX_AD_HOC_TAGS + 1), "TEMPLATE_TOO_COMPLEX"),
+        ("{{" + ".".join(["customer"] * 30) + "}}", "TEMPLATE_TOO_COMPLEX"),
+        ("{{and " + " ".join(["customer.a"] * 40) + "}}", "TEMPLATE_TOO_COMPLEX"),
+    ])
+    async def test_ad_hoc_templates_are_capped(self, gql, settings, template, code) -> None:
         tenant = await make_tenant(settings)
         customer = await upsert_customer(gql, tenant)
-        data = await gql(contract("RenderTemplate"), {"template": "x" * 8001,
+        data = await gql(contract("RenderTemplate"), {"template": template,
                                                       "customerId": customer["id"]},
                          token=tenant.token)
-        assert [e["code"] for e in data["renderTemplate"]["errors"]] == ["TEMPLATE_TOO_LONG"]
+        assert [e["code"] for e in data["renderTemplate"]["errors"]] == [code]
+
+    async def test_a_broken_template_fails_before_any_customer_query(self, gql, settings,
+                                                                     app) -> None:
+        tenant = await make_tenant(settings)
+        customer = await upsert_customer(gql, tenant)
+        for template in ("{{#if customer.name}}cut", "x" * (engine.MAX_AD_HOC_LENGTH + 1)):
+            for customer_id in (customer["id"], str(uuid.uuid4())):
+                with counting(app) as statements:
+                    data = await gql(contract("RenderTemplate"), {
+                        "template": template, "customerId": customer_id}, token=tenant.token)
+                assert data["renderTemplate"]["errors"][0]["code"].startswith("TEMPLATE_")
+                assert not [s for s in statements if "customers" in s or "tenants" in s], \
+                    statements
 
     async def test_another_tenants_customer_is_the_same_as_a_missing_one(self, gql,
                                                                         settings) -> None:

@@ -168,6 +168,46 @@ class TestBrokenTemplates:
             render(template, CONTEXT, ad_hoc=True)
         assert caught.value.code == "TEMPLATE_TOO_COMPLEX"
 
+    def test_ad_hoc_templates_have_a_budget_of_characters_and_words_inside_tags(self) -> None:
+        long_text = '{{eq customer.name "' + "z" * 200 + '"}}'  # 225 characters, 4 words
+        many_words = "{{and " + " ".join(["1"] * 40) + "}}"  # 87 characters, 41 words
+        deep_path = "{{customer" + ".a" * 40 + "}}"  # 94 characters, 41 words
+        nested = "{{not " + "(not " * 16 + "1" + ")" * 16 + "}}"  # 33 subexpressions
+        for template in (long_text, many_words, deep_path, nested):
+            assert [p.code for p in problems(template, path="t", ad_hoc=True)] == [
+                "TEMPLATE_TOO_COMPLEX"]
+            assert problems(template, path="t") == []  # config templates: the wider caps
+        assert engine.tag_size("ab {{x}} cd {{{y (z)}}} {{z") == (
+            len("{{x}}{{{y (z)}}}{{z"), 6)
+        text = "plain text " * ((engine.MAX_AD_HOC_LENGTH - 17) // 11)
+        assert problems(text + "{{customer.name}}", path="t", ad_hoc=True) == []
+
+    def test_the_ad_hoc_caps_admit_every_seed_template(self) -> None:
+        import json
+        from pathlib import Path
+
+        def strings(value: Any) -> list[str]:
+            if isinstance(value, str):
+                return [value] if "{{" in value else []
+            items = value.values() if isinstance(value, dict) else \
+                value if isinstance(value, list) else []
+            return [s for item in items for s in strings(item)]
+
+        found = [s for path in Path("seeds/workflows").glob("*.json")
+                 for s in strings(json.loads(path.read_text()))]
+        assert len(found) > 20
+        for template in found:
+            assert problems(template, path="t", ad_hoc=True) == [], template
+
+    def test_an_ad_hoc_render_compiles_once_in_its_mode(self) -> None:
+        engine.clear_caches()
+        template = "<b>{{customer.name}}</b> once"
+        for _ in range(3):
+            assert problems(template, path="t", ad_hoc=True, html=True) == []
+            assert render(template, CONTEXT, html=True, ad_hoc=True) == \
+                "<b>Acme &amp; Sons &lt;Ltd&gt;</b> once"
+        assert engine.cache_info()["ad_hoc_compile"]["misses"] == 1
+
     def test_a_float_literal_gets_a_hint(self) -> None:
         with pytest.raises(TemplateError) as caught:
             render("{{gte workflow.renewalARR 1.5}}", CONTEXT)

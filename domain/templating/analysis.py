@@ -59,6 +59,26 @@ def unknown_helpers(source: str) -> list[str]:
     return sorted(n for n in helper_calls(source) if n not in HELPERS and n not in BUILTINS)
 
 
+_WORD = re.compile(r"[^\s().]+|\(")
+
+
+def _tags(source: str) -> list[str]:
+    """Every {{...}} tag, plus an unclosed `{{` to the end of the template."""
+    tags, end = [], 0
+    for match in _MUSTACHE.finditer(source):
+        tags.append(match.group(0))
+        end = match.end()
+    unclosed = source.find("{{", end)
+    return tags + ([source[unclosed:]] if unclosed >= 0 else [])
+
+
+def tag_size(source: str) -> tuple[int, int]:
+    """(characters, words) inside tags, each path segment and subexpression a word: what
+    pybars' parser is slow on (plain text is cheap)."""
+    tags = _tags(source)
+    return sum(len(t) for t in tags), sum(len(_WORD.findall(t)) for t in tags)
+
+
 def uses_partials(source: str) -> bool:
     return any(inner.startswith(">") for inner in _insides(source))
 

@@ -22,21 +22,33 @@ from domain.templating.analysis import (
     CONTEXT_ROOTS,
     helper_calls,
     referenced_roots,
+    tag_size,
     unknown_helpers,
     uses_partials,
 )
 from domain.templating.helpers import HELPERS, truthy
 
-__all__ = ["CONTEXT_ROOTS", "MAX_LENGTH", "TemplateError", "compile_checked", "condition_holds",
-           "problems", "referenced_roots", "render"]
+__all__ = ["CONTEXT_ROOTS", "MAX_AD_HOC_LENGTH", "MAX_LENGTH", "TemplateError", "compile_checked",
+           "condition_holds", "problems", "referenced_roots", "render", "tag_size"]
 
 # pybars compiles at roughly 60 ms per 1,000 characters: the cap bounds what one new
-# template can cost (renderTemplate applies a tighter one to ad-hoc templates).
+# template can cost (renderTemplate applies tighter ones to ad-hoc templates).
 MAX_LENGTH = 20_000
 # Compilation time grows faster than linearly with the number of tags (~60 ms for 100,
 # ~370 ms for 400): these caps bound it for config and for ad-hoc templates.
 MAX_TAGS = 400
-MAX_AD_HOC_TAGS = 100
+# Ad-hoc templates (renderTemplate) are verified on the event loop for anyone who types
+# one: the caps keep the worst case (measured: deep paths, nested subexpressions, long
+# argument lists, nested blocks, each at the caps) near 30 ms on a development machine.
+# pybars' parser costs ~0.1 ms per character and ~0.3 ms per word (path segment,
+# argument, subexpression) inside {{...}} (a 200-character path alone is ~30 ms) but only
+# ~5 ms per 1,000 characters of plain text. Worst case at these caps: ~15-23 ms (before:
+# 8,000 characters and 100 tags admitted templates costing 0.6-1.4 s, twice that for html).
+# The seed templates need at most 99 tag characters and 11 words.
+MAX_AD_HOC_LENGTH = 1_500
+MAX_AD_HOC_TAGS = 20
+MAX_AD_HOC_TAG_CHARS = 200
+MAX_AD_HOC_TAG_WORDS = 32
 _SENTINEL = "\u2063STEPWISE-END\u2063"
 # A plain `{{expr}}` (not a block, else, comment, partial or triple-stash): made raw for text
 # channels. Whitespace control stays outside the added braces (`{{~x~}}` -> `{{~{x}~}}`;
@@ -75,8 +87,7 @@ def _preparer(escape: Escape) -> Callable[[Any, bool], Any]:
     return prepare
 
 
-def _compile_raw(source: str, html: bool, escape: Escape | None = None
-                 ) -> Template | TemplateError:
+def _compile_raw(source: str, html: bool, escape: Escape | None) -> Template | TemplateError:
     """`html`: `{{value}}` is escaped (by `escape` if given, else as HTML); else raw."""
     text = source if html else _ESCAPED.sub(r"{{\1{\2}\3}}", source)
     try:
@@ -100,15 +111,28 @@ def _compile_raw(source: str, html: bool, escape: Escape | None = None
     return template
 
 
-def _verify_raw(source: str, compile_: Callable[[str, bool], Template | TemplateError], *,
-                max_tags: int) -> TemplateError | None:
-    """What is wrong with the template (truncation, unknown helper, ...), or None."""
-    if len(source) > MAX_LENGTH:
+Compile = Callable[[str, bool, Escape | None], Template | TemplateError]
+
+
+def _verify_raw(source: str, compile_: Compile, *, max_length: int, max_tags: int,
+                max_tag_size: tuple[int, int] | None = None, html: bool = False,
+                escape: Escape | None = None) -> TemplateError | None:
+    """What is wrong with the template (truncation, unknown helper, ...), or None.
+
+    The probe is compiled in the mode it will render in (`html`, `escape`), so a checked
+    template costs one compilation per mode, not one more for the check."""
+    if len(source) > max_length:
         return TemplateError("TEMPLATE_TOO_LONG",
-                             f"templates are limited to {MAX_LENGTH} characters")
+                             f"templates are limited to {max_length} characters here")
     if source.count("{{") > max_tags:
         return TemplateError("TEMPLATE_TOO_COMPLEX",
-                             f"templates are limited to {max_tags} {{{{...}}}} tags")
+                             f"templates are limited to {max_tags} {{{{...}}}} tags here")
+    if max_tag_size is not None:
+        (chars, words), (max_chars, max_words) = tag_size(source), max_tag_size
+        if chars > max_chars or words > max_words:
+            return TemplateError(
+                "TEMPLATE_TOO_COMPLEX", f"templates are limited to {max_chars} characters "
+                f"and {max_words} words inside {{{{...}}}} tags here")
     if uses_partials(source):
         return TemplateError("TEMPLATE_UNSUPPORTED", "partials ({{> name}}) are not supported")
     if "else" in helper_calls(source):
@@ -120,7 +144,7 @@ def _verify_raw(source: str, compile_: Callable[[str, bool], Template | Template
             "TEMPLATE_UNKNOWN_HELPER",
             f"unknown helper {', '.join(unknown)} (known: {', '.join(sorted(HELPERS))}, "
             "if, unless, each, with, lookup)")
-    probe = compile_(source + _SENTINEL, False)
+    probe = compile_(source + _SENTINEL, html, escape)
     if isinstance(probe, TemplateError):
         return probe
     try:
@@ -148,18 +172,22 @@ _compile_ad_hoc = lru_cache(maxsize=64)(_compile_raw)
 
 @lru_cache(maxsize=2048)
 def _verify(source: str) -> TemplateError | None:
-    return _verify_raw(source, _compile, max_tags=MAX_TAGS)
+    # Config templates: checked once as text, whatever channels render them later.
+    return _verify_raw(source, _compile, max_length=MAX_LENGTH, max_tags=MAX_TAGS)
 
 
 @lru_cache(maxsize=64)
-def _verify_ad_hoc(source: str) -> TemplateError | None:
-    return _verify_raw(source, _compile_ad_hoc, max_tags=MAX_AD_HOC_TAGS)
+def _verify_ad_hoc(source: str, html: bool, escape: Escape | None) -> TemplateError | None:
+    # Ad-hoc templates render in one mode: checked in that mode (one compilation in all).
+    return _verify_raw(source, _compile_ad_hoc, max_length=MAX_AD_HOC_LENGTH,
+                       max_tags=MAX_AD_HOC_TAGS,
+                       max_tag_size=(MAX_AD_HOC_TAG_CHARS, MAX_AD_HOC_TAG_WORDS),
+                       html=html, escape=escape)
 
 
-def _text_mode(probe: Template) -> Template:
-    """The checked probe renders text output plus the sentinel: strip it (one compilation
-    serves both the check and text rendering; pybars compiles slowly, ~60 ms per 1,000
-    characters)."""
+def _without_sentinel(probe: Template) -> Template:
+    """A compiled template renders its output plus the sentinel: strip it (the checked probe
+    is the template that renders; pybars compiles slowly, ~60 ms per 1,000 characters)."""
 
     def render_text(context: Any, **kwargs: Any) -> str:
         output = str(probe(context, **kwargs))
@@ -178,17 +206,14 @@ def compile_checked(source: str, *, html: bool = False, ad_hoc: bool = False,
     `escape`: applied to every `{{value}}` (not to the template's own text nor `{{{value}}}`)
     instead of HTML escaping, e.g. a channel's own markup escaping; implies escaping.
     """
-    error = (_verify_ad_hoc if ad_hoc else _verify)(source)
+    html = html or escape is not None
+    error = _verify_ad_hoc(source, html, escape) if ad_hoc else _verify(source)
     if error is not None:
         raise error
-    compile_ = _compile_ad_hoc if ad_hoc else _compile
-    if escape is not None:
-        template = compile_(source, True, escape)
-    else:
-        template = compile_(source if html else source + _SENTINEL, html)
+    template = (_compile_ad_hoc if ad_hoc else _compile)(source + _SENTINEL, html, escape)
     if isinstance(template, TemplateError):
         raise template
-    return template if html or escape is not None else _text_mode(template)
+    return _without_sentinel(template)
 
 
 def render(source: str, context: Mapping[str, Any], *, html: bool = False,
@@ -212,10 +237,12 @@ def condition_holds(source: str, context: Mapping[str, Any]) -> bool:
     return truthy(render(source, context).strip())
 
 
-def problems(source: str, *, path: str, ad_hoc: bool = False) -> list[Problem]:
-    """Everything wrong with one template string, as problems at `path`."""
+def problems(source: str, *, path: str, ad_hoc: bool = False, html: bool = False
+             ) -> list[Problem]:
+    """Everything wrong with one template string, as problems at `path` (`html`: the mode
+    an ad-hoc template will render in, so the check's compilation serves the render)."""
     try:
-        compile_checked(source, ad_hoc=ad_hoc)
+        compile_checked(source, ad_hoc=ad_hoc, html=html)
     except TemplateError as error:
         return [Problem(error.code, error.message, path)]
     unknown = sorted(referenced_roots(source) - CONTEXT_ROOTS)

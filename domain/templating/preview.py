@@ -13,12 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.context import builder
 from domain.customers.errors import CustomerNotFound
 from domain.shared.errors import NotFound, Problem
-from domain.templating.engine import TemplateError, problems, render
+from domain.templating.engine import MAX_AD_HOC_LENGTH, TemplateError, problems, render
 from domain.templating.notifications import RenderedNotification, preview
 from domain.workflows import service as workflows
-
-# Ad-hoc templates from renderTemplate: each new one costs a compilation on the event loop.
-MAX_AD_HOC_LENGTH = 8_000
 
 
 @dataclass(frozen=True)
@@ -43,18 +40,22 @@ def run_context(context: Mapping[str, Any], config: Mapping[str, Any] | None = N
 
 async def render_for_customer(session: AsyncSession, template: str, customer_id: UUID | str, *,
                               html: bool = False, now: datetime | None = None) -> Rendered:
-    """The template rendered against the customer's context, or the problems why not."""
-    if len(template) > MAX_AD_HOC_LENGTH:
+    """The template rendered against the customer's context, or the problems why not.
+
+    The template is checked (and compiled, in the mode it renders in) before any query: a
+    broken or oversized one costs no database work. Its problems do not depend on the
+    customer, so they reveal nothing about other tenants' ids."""
+    if len(template) > MAX_AD_HOC_LENGTH:  # before hashing it into a cache key
         return Rendered(None, [Problem(
             "TEMPLATE_TOO_LONG", f"templates are limited to {MAX_AD_HOC_LENGTH} characters here",
             "template")])
+    found = problems(template, path="template", ad_hoc=True, html=html)
+    if found:
+        return Rendered(None, found)
     try:
         context = await builder.build(session, customer_id, now=now)
     except CustomerNotFound as missing:
         return Rendered(None, missing.problems)
-    found = problems(template, path="template", ad_hoc=True)
-    if found:
-        return Rendered(None, found)
     try:
         return Rendered(render(template, run_context(context), html=html, ad_hoc=True))
     except TemplateError as error:
