@@ -9,6 +9,7 @@ from typing import Any
 from domain.context import builder
 from domain.context.dates import days_until, zone
 from domain.customers import service as customers
+from domain.customers.errors import CustomerNotFound
 from domain.customers.models import Customer
 from domain.shared.pagination import Page
 from domain.tenants.models import Tenant
@@ -47,8 +48,8 @@ async def days_until_renewal(info: Info, customer: Customer) -> int | None:
 
 
 async def context(info: Info, customer_id: str, as_of: datetime | None) -> dict[str, Any] | None:
-    """The customer's template context, or None when the customer is not visible."""
-    customer = await customers.find(info.context.session, customer_id)
-    if customer is None:
+    """The customer's template context (one query), or None when it is not visible."""
+    try:
+        return await builder.build(info.context.session, customer_id, now=as_of)
+    except CustomerNotFound:
         return None
-    return await builder.build_for(info.context.session, customer, now=as_of)

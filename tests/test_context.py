@@ -10,7 +10,7 @@ import pytest
 
 from domain.context import dates
 from domain.context.dates import days_until, hours_until, renewal_figures, zone
-from tests.factories import make_tenant, make_user
+from tests.factories import counting, make_tenant, make_user
 from tests.factories_customers import contract, set_contacts, upsert_customer
 
 AS_OF = "query($id: ID!, $at: DateTime) { workflowContext(customerId: $id, asOf: $at) }"
@@ -147,3 +147,31 @@ class TestDateArithmetic:
         monkeypatch.setattr(dates, "datetime", Ticking)
         assert renewal_figures(date(2026, 5, 2), UTC) == {
             "daysUntilRenewal": 1, "hoursUntilRenewal": 0, "daysOverdue": 0}
+
+
+@pytest.mark.asyncio
+class TestRoundTrips:
+    async def test_a_context_is_one_query_after_the_operations_own(self, gql, settings,
+                                                                   app) -> None:
+        tenant = await make_tenant(settings, time_zone="Europe/Berlin")
+        manager = await make_user(tenant, email="boss@acme.test")
+        csm = await make_user(tenant, email="csm@acme.test", manager_id=manager)
+        await set_contacts(gql, tenant, ceo="ceo@acme.test")
+        customer = await upsert_customer(gql, tenant, renewalDate="2026-12-20", csmId=str(csm))
+        baseline = await _reads(app, gql, "{ viewer { id } }", {}, tenant)
+        context = await _reads(app, gql, AS_OF, {"id": customer["id"],
+                                                  "at": "2026-12-10T12:00:00Z"}, tenant)
+        render = await _reads(app, gql, contract("RenderTemplate"), {
+            "template": "{{csm.manager}} {{company.ceo}}", "customerId": customer["id"]},
+            tenant)
+        # viewer costs only the operation's own caller check; the context (customer, tenant,
+        # contacts, CSM, manager) and the render each add one joined statement (were five).
+        assert len(context) == len(baseline) + 1, (baseline, context)
+        assert len(render) == len(baseline) + 1, (baseline, render)
+        assert "company_contacts" in context[-1]
+
+
+async def _reads(app, gql, query: str, variables: dict, tenant) -> list[str]:  # type: ignore[no-untyped-def]
+    with counting(app) as statements:
+        await gql(query, variables, token=tenant.token)
+    return [s for s in statements if s.lstrip().upper().startswith("SELECT")]

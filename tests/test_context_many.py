@@ -31,7 +31,8 @@ async def test_build_many_equals_building_each(gql, settings) -> None:
         rows = await customers_repository.get_many(session, ids)
         many = await builder.build_many(session, rows, now=NOW)
         one_by_one = {i: await builder.build(session, i, now=NOW) for i in ids}
-    assert many == one_by_one
+        loaded = {row.id: await builder.build_for(session, row, now=NOW) for row in rows}
+    assert many == one_by_one == loaded
     assert [many[i]["workflow"]["daysUntilRenewal"] for i in ids] == [10, 3, -8]
     assert [many[i]["csm"]["manager"] for i in ids] == ["boss@acme.test", None, None]
     assert all(c["company"]["ceo"] == "ceo@acme.test" for c in many.values())

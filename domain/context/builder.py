@@ -15,8 +15,10 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.context import repository
 from domain.context.dates import aware_now, renewal_figures, zone
 from domain.customers import service as customers
+from domain.customers.errors import CustomerNotFound
 from domain.customers.models import Customer
 from domain.tenants import repository as tenants_repository
 from domain.tenants.models import CompanyContacts
@@ -108,16 +110,17 @@ def with_run(context: Context, *, variables: dict[str, Any] | None = None,
             "run": dict(run or {})}
 
 
+def _composed(customer: Customer, around: repository.Surroundings,
+              now: datetime | None) -> Context:
+    return compose(customer, time_zone=around.tenant.time_zone if around.tenant else None,
+                   csm=around.csm, manager=around.manager, contacts=around.contacts, now=now)
+
+
 async def build_for(session: AsyncSession, customer: Customer, *,
                     now: datetime | None = None) -> Context:
-    """The context of an already-loaded customer (the run engine's entry point)."""
-    tenant = await tenants_repository.get(session, customer.tenant_id)
-    csm = await users_repository.get(session, customer.csm_id) if customer.csm_id else None
-    manager = (await users_repository.get(session, csm.manager_id)
-               if csm is not None and csm.manager_id else None)
-    contacts = await tenants_repository.get_contacts(session, customer.tenant_id)
-    return compose(customer, time_zone=tenant.time_zone if tenant else None, csm=csm,
-                   manager=manager, contacts=contacts, now=now)
+    """The context of an already-loaded customer (the run engine's entry point): one query
+    for its tenant, contacts, CSM and manager."""
+    return _composed(customer, await repository.surroundings(session, customer), now)
 
 
 async def build_many(session: AsyncSession, many: Sequence[Customer], *,
@@ -149,5 +152,10 @@ async def build_many(session: AsyncSession, many: Sequence[Customer], *,
 
 async def build(session: AsyncSession, customer_id: UUID | str, *,
                 now: datetime | None = None) -> Context:
-    """The context of the current tenant's customer; CustomerNotFound if not visible."""
-    return await build_for(session, await customers.get(session, customer_id), now=now)
+    """The context of the current tenant's customer (one query for the customer and all
+    around it); CustomerNotFound if not visible."""
+    found = await repository.with_surroundings(session, customers.parse_customer_id(customer_id))
+    if found is None:
+        raise CustomerNotFound()
+    customer, around = found
+    return _composed(customer, around, now)

@@ -152,13 +152,20 @@ async def upsert(session: AsyncSession, *, tenant_id: UUID, role: Role, external
     return await repository.upsert(session, tenant_id, key, values)
 
 
-async def get(session: AsyncSession, customer_id: UUID | str) -> Customer:
-    """The customer, or CustomerNotFound (missing and another tenant's look the same)."""
+def parse_customer_id(customer_id: UUID | str) -> UUID:
+    """The id as a UUID, or CustomerNotFound (a malformed id finds nothing, like a missing one)."""
     try:
         parsed = parse_id(customer_id, path="customerId")
     except NotFound as exc:
         raise CustomerNotFound() from exc
-    found = await repository.get(session, parsed) if parsed is not None else None
+    if parsed is None:
+        raise CustomerNotFound()
+    return parsed
+
+
+async def get(session: AsyncSession, customer_id: UUID | str) -> Customer:
+    """The customer, or CustomerNotFound (missing and another tenant's look the same)."""
+    found = await repository.get(session, parse_customer_id(customer_id))
     if found is None:
         raise CustomerNotFound()
     return found
