@@ -2,21 +2,37 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.auth import tokens
 from domain.seeding import core
-from domain.shared.db import owner_transaction
+from domain.shared.db import act_as_tenant, owner_transaction
 from domain.shared.settings import PROJECT_ROOT, Settings
 from domain.tenants import repository as tenants_repository
-from domain.tenants.onboarding import create_tenant_with_admin
 from domain.users import service as users
 from domain.users.models import Role
 
 SEEDS_DIR = PROJECT_ROOT / "seeds"
 DEMO_TENANT = "Demo Co"
+# The demo tenant is found by this id, never by name: the owner sees every tenant, and a
+# real tenant may well be called "Demo Co".
+DEMO_TENANT_ID = UUID("de300000-5eed-4000-8000-000000000001")
 DEMO_ADMIN = "admin@demo.stepwise.dev"
+_DEMO_PEOPLE = (  # email, name, role, manager's email
+    (DEMO_ADMIN, "Dana Admin", Role.ADMIN, None),
+    ("manager@demo.stepwise.dev", "Morgan Manager", Role.EDITOR, None),
+    ("csm@demo.stepwise.dev", "Casey CSM", Role.EDITOR, "manager@demo.stepwise.dev"),
+)
+_DEMO_CUSTOMERS = (  # external id, name, days to renewal, ARR, account plan, health
+    ("demo-northwind", "Northwind Traders", 10, 320000, True, 38),
+    ("demo-globex", "Globex Corporation", 3, 275000, True, 55),
+    ("demo-initech", "Initech", -8, 90000, False, 22),
+)
 
 
 async def seed_core(owner_url: str) -> str:
@@ -29,57 +45,51 @@ def validate_files(files: list[Path] | None) -> list[str]:
     return core.problem_lines(core.check_files(files)[1])
 
 
-async def seed_demo(settings: Settings) -> dict[str, Any]:
-    """A demo tenant with an admin, a manager, a CSM, company contacts and three customers
-    renewing in 10, 3 and -8 days (one per core workflow); reused and refreshed when it
-    exists, so the previews always have something to show."""
-    from datetime import timedelta
+async def _demo_people(session: AsyncSession) -> dict[str, UUID]:
+    """The demo users by email, created when missing (as the demo tenant, under RLS)."""
+    ids: dict[str, UUID] = {}
+    for email, name, role, manager in _DEMO_PEOPLE:
+        user = await users.repository.by_email(session, email)
+        if user is None:
+            user = await users.create(session, tenant_id=DEMO_TENANT_ID, email=email, name=name,
+                                      role=role, manager_id=ids[manager] if manager else None)
+        ids[email] = user.id
+    return ids
 
+
+async def seed_demo(settings: Settings) -> dict[str, Any]:
+    """The demo tenant (fixed id) with an admin, a manager, a CSM, company contacts and three
+    customers renewing in 10, 3 and -8 days (one per core workflow); reused and refreshed
+    when it exists, so the previews always have something to show. One transaction: the
+    tenant row as the owner, everything else as the demo tenant, bound by RLS."""
     from domain.context.dates import today_in, zone
     from domain.customers import service as customers
     from domain.tenants import service as tenants_service
 
     async with owner_transaction(settings.database_url) as session:
-        existing = await tenants_repository.first_by_name(session, DEMO_TENANT)
-    if existing is None:
-        made = await create_tenant_with_admin(settings.database_url, name=DEMO_TENANT,
-                                              admin_email=DEMO_ADMIN, admin_name="Dana Admin")
-        tenant_id, admin_id = made.tenant_id, made.admin.id
-        async with owner_transaction(settings.database_url, tenant_id=tenant_id) as session:
-            manager = await users.create(session, tenant_id=tenant_id, name="Morgan Manager",
-                                         email="manager@demo.stepwise.dev", role=Role.EDITOR)
-            await users.create(session, tenant_id=tenant_id, name="Casey CSM",
-                               email="csm@demo.stepwise.dev", role=Role.EDITOR,
-                               manager_id=manager.id)
-    else:
-        tenant_id = existing.id
-        async with owner_transaction(settings.database_url, tenant_id=tenant_id) as session:
-            admin = await users.repository.by_email(session, DEMO_ADMIN)
-            assert admin is not None
-            admin_id = admin.id
-    demo_customers: dict[str, str] = {}
-    async with owner_transaction(settings.database_url, tenant_id=tenant_id) as session:
-        tenant = await tenants_repository.get(session, tenant_id)
-        today = today_in(zone(tenant.time_zone if tenant else None))
-        csm = await users.repository.by_email(session, "csm@demo.stepwise.dev")
+        tenant = await tenants_repository.get(session, DEMO_TENANT_ID)
+        if tenant is None:
+            tenant = await tenants_service.create(session, name=DEMO_TENANT,
+                                                  tenant_id=DEMO_TENANT_ID)
+        today = today_in(zone(tenant.time_zone))
+        await act_as_tenant(session, DEMO_TENANT_ID)  # no other tenant's rows from here on
+        people = await _demo_people(session)
         await tenants_service.update_contacts(
-            session, actor_role=Role.ADMIN, tenant_id=tenant_id,
+            session, actor_role=Role.ADMIN, tenant_id=DEMO_TENANT_ID,
             changes={"vp_customer_success": "vp@demo.stepwise.dev",
                      "ceo": "ceo@demo.stepwise.dev"})
-        for external_id, name, days, arr, plan, health in (
-            ("demo-northwind", "Northwind Traders", 10, 320000, True, 38),
-            ("demo-globex", "Globex Corporation", 3, 275000, True, 55),
-            ("demo-initech", "Initech", -8, 90000, False, 22),
-        ):
+        demo_customers: dict[str, str] = {}
+        for external_id, name, days, arr, plan, health in _DEMO_CUSTOMERS:
             customer = await customers.upsert(
-                session, tenant_id=tenant_id, role=Role.ADMIN, external_id=external_id,
+                session, tenant_id=DEMO_TENANT_ID, role=Role.ADMIN, external_id=external_id,
                 changes={"name": name, "arr": arr, "renewal_date": today + timedelta(days=days),
                          "has_account_plan": plan, "health_score": health,
-                         "csm_id": csm.id if csm else None,
+                         "csm_id": people["csm@demo.stepwise.dev"],
                          "account_team": {"ae": f"ae.{external_id}@demo.stepwise.dev",
                                           "sa": "sa@demo.stepwise.dev"}})
             demo_customers[name] = str(customer.id)
-    token = tokens.mint(secret=settings.jwt_secret, tenant_id=tenant_id, user_id=admin_id,
+    admin_id = people[DEMO_ADMIN]
+    token = tokens.mint(secret=settings.jwt_secret, tenant_id=DEMO_TENANT_ID, user_id=admin_id,
                         role=Role.ADMIN)
-    return {"tenant_id": str(tenant_id), "user_id": str(admin_id), "token": token,
+    return {"tenant_id": str(DEMO_TENANT_ID), "user_id": str(admin_id), "token": token,
             "customers": demo_customers}

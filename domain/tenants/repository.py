@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from uuid import UUID
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -44,13 +44,6 @@ async def upsert_contacts(session: AsyncSession, contacts: CompanyContacts) -> N
         set_={k: statement.excluded[k] for k in values if k != "tenant_id"},
     )
     await session.execute(statement)
-
-
-async def first_by_name(session: AsyncSession, name: str) -> Tenant | None:
-    rows = await session.execute(
-        select(Tenant).where(Tenant.name == name).order_by(Tenant.created_at)  # type: ignore[arg-type]
-    )
-    return rows.scalars().first()
 
 
 async def set_time_zone(session: AsyncSession, tenant_id: UUID, time_zone: str) -> Tenant | None:

@@ -28,12 +28,17 @@ def check_time_zone(name: str) -> str:
     return name
 
 
-async def create(session: AsyncSession, *, name: str, time_zone: str = "UTC") -> Tenant:
-    """Create a tenant (owner path: the app role cannot insert tenants)."""
+async def create(session: AsyncSession, *, name: str, time_zone: str = "UTC",
+                 tenant_id: UUID | None = None) -> Tenant:
+    """Create a tenant (owner path: the app role cannot insert tenants); `tenant_id` fixes
+    the id (the demo tenant), else a new one is drawn."""
     name = name.strip()
     if not name:
         raise DomainError("a tenant needs a name", path="name", code="REQUIRED")
-    return await repository.add(session, Tenant(name=name, time_zone=check_time_zone(time_zone)))
+    tenant = Tenant(name=name, time_zone=check_time_zone(time_zone))
+    if tenant_id is not None:
+        tenant.id = tenant_id
+    return await repository.add(session, tenant)
 
 
 async def get(session: AsyncSession, tenant_id: UUID) -> Tenant | None:
