@@ -7,6 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from domain.shared.db import owner_transaction
+from domain.shared.errors import NotFound
+from domain.tenants import service as tenants_service
 from domain.users.emails import is_email
 from domain.users.models import Role
 from tests.factories import make_tenant, make_user
@@ -149,6 +152,15 @@ class TestTenantSettings:
         assert denied["updateTenantSettings"]["errors"][0]["code"] == "FORBIDDEN"
         viewer = await gql("{ viewer { tenant { timeZone } } }", token=tenant.token)
         assert viewer["viewer"]["tenant"]["timeZone"] == "UTC"
+
+    async def test_another_tenants_settings_are_not_found(self, settings) -> None:
+        a, b = await make_tenant(settings), await make_tenant(settings)
+        async with owner_transaction(settings.database_url, tenant_id=a.id) as session:
+            for tenant_id in (b.id, uuid.uuid4()):
+                with pytest.raises(NotFound):
+                    await tenants_service.update_settings(
+                        session, actor_role=Role.ADMIN, tenant_id=tenant_id,
+                        time_zone="Europe/Berlin")
 
 
 class TestOneEmailCheck:

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.shared.errors import DomainError, Problem, ValidationFailed
+from domain.shared.errors import DomainError, NotFound, Problem, ValidationFailed
 from domain.shared.models import utcnow
 from domain.tenants import repository
 from domain.tenants.models import CompanyContacts, Tenant
@@ -119,7 +119,7 @@ async def update_settings(session: AsyncSession, *, actor_role: Role, tenant_id:
     require_role(actor_role, Role.ADMIN)
     tenant = await repository.get(session, tenant_id)
     if tenant is None:
-        raise DomainError("tenant not found", code="NOT_FOUND")
+        raise NotFound("tenant not found")
     if time_zone is not None:
         try:
             zone_name = check_time_zone(time_zone.strip())
@@ -128,6 +128,6 @@ async def update_settings(session: AsyncSession, *, actor_role: Role, tenant_id:
                               code="INVALID_TIME_ZONE") from error
         updated = await repository.set_time_zone(session, tenant_id, zone_name)
         if updated is None:
-            raise DomainError("tenant not found", code="NOT_FOUND")
+            raise NotFound("tenant not found")
         tenant = updated
     return tenant

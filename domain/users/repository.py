@@ -33,11 +33,6 @@ async def by_email(session: AsyncSession, email: str) -> User | None:
     return rows.scalar_one_or_none()
 
 
-async def list_all(session: AsyncSession) -> list[User]:
-    rows = await session.execute(select(User).order_by(User.email))
-    return list(rows.scalars())
-
-
 _ENTER = ("SELECT tenant_id, id, email, name, role, manager_id, created_at "
           "FROM stepwise_enter($1, $2)")
 
