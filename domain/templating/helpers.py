@@ -115,16 +115,15 @@ def _blockable(helper: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
-HELPERS: dict[str, Callable[..., Any]] = {
-    name: _blockable(helper) for name, helper in {
-        "eq": _eq,
-        "gte": _compare(lambda a, b: a >= b),
-        "lte": _compare(lambda a, b: a <= b),
-        "gt": _compare(lambda a, b: a > b),
-        "lt": _compare(lambda a, b: a < b),
-        "and": _and,
-        "or": _or,
-        "not": _not,
-        "abs": _abs,
-    }.items()
+_PLAIN: dict[str, Callable[..., Any]] = {
+    "eq": _eq,
+    "gte": _compare(lambda a, b: a >= b),
+    "lte": _compare(lambda a, b: a <= b),
+    "gt": _compare(lambda a, b: a > b),
+    "lt": _compare(lambda a, b: a < b),
+    "and": _and,
+    "or": _or,
+    "not": _not,
+    "abs": _abs,
 }
+HELPERS: dict[str, Callable[..., Any]] = {name: _blockable(h) for name, h in _PLAIN.items()}

@@ -19,12 +19,14 @@ async def add(session: AsyncSession, user: User) -> User:
 
 async def get(session: AsyncSession, user_id: UUID) -> User | None:
     # RLS scopes the lookup to the current tenant; the primary key is (tenant_id, id).
-    rows = await session.execute(select(User).where(User.id == user_id))
+    rows = await session.execute(select(User).where(User.id == user_id))  # type: ignore[arg-type]
     return rows.scalar_one_or_none()
 
 
 async def get_many(session: AsyncSession, ids: Sequence[UUID]) -> list[User]:
-    rows = await session.execute(select(User).where(User.id == any_(list(ids))))
+    rows = await session.execute(
+        select(User).where(User.id == any_(list(ids)))  # type: ignore[arg-type]
+    )
     return list(rows.scalars())
 
 
