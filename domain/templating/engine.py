@@ -123,16 +123,16 @@ def _verify_raw(source: str, compile_: Compile, *, max_length: int, max_tags: in
     template costs one compilation per mode, not one more for the check."""
     if len(source) > max_length:
         return TemplateError("TEMPLATE_TOO_LONG",
-                             f"templates are limited to {max_length} characters here")
+                             f"templates are limited to {max_length} characters")
     if source.count("{{") > max_tags:
         return TemplateError("TEMPLATE_TOO_COMPLEX",
-                             f"templates are limited to {max_tags} {{{{...}}}} tags here")
+                             f"templates are limited to {max_tags} {{{{...}}}} tags")
     if max_tag_size is not None:
         (chars, words), (max_chars, max_words) = tag_size(source), max_tag_size
         if chars > max_chars or words > max_words:
             return TemplateError(
                 "TEMPLATE_TOO_COMPLEX", f"templates are limited to {max_chars} characters "
-                f"and {max_words} words inside {{{{...}}}} tags here")
+                f"and {max_words} words inside {{{{...}}}} tags")
     if uses_partials(source):
         return TemplateError("TEMPLATE_UNSUPPORTED", "partials ({{> name}}) are not supported")
     if "else" in helper_calls(source):
