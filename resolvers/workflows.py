@@ -7,7 +7,8 @@ from uuid import UUID
 
 from strawberry.dataloader import DataLoader
 
-from domain.shared.errors import NotFound, Problem
+from domain.shared.errors import Problem
+from domain.shared.ids import parse_id
 from domain.shared.pagination import Page
 from domain.users.models import Role, User
 from domain.workflows import branches, transfer, versions
@@ -20,12 +21,8 @@ from schema.context import Info
 from schema.loaders import by_key
 
 
-def parse_id(value: str | None, *, path: str) -> UUID:
-    """A UUID, or the same NotFound a missing row gives (no hint about malformed ids)."""
-    try:
-        return UUID(str(value))
-    except ValueError:
-        raise NotFound("no such workflow", path=path) from None
+def _workflow_id(value: str | None, *, path: str) -> UUID:
+    return parse_id(value, path=path, message="no such workflow")
 
 
 def _maybe_id(value: str) -> UUID | None:
@@ -166,35 +163,36 @@ async def create(info: Info, data: dict[str, Any]) -> Workflow:
 async def change(info: Info, workflow_id: str, data: dict[str, Any]) -> Workflow:
     me = info.context.require(Role.EDITOR)
     return await workflows.update_workflow(info.context.session, me,
-                                           parse_id(workflow_id, path="input.id"), **data)
+                                           _workflow_id(workflow_id, path="input.id"), **data)
 
 
 async def rollback(info: Info, workflow_id: str, to_version: int) -> Workflow:
     me = info.context.require(Role.EDITOR)
-    return await versions.rollback(info.context.session, me, parse_id(workflow_id, path="id"),
+    return await versions.rollback(info.context.session, me, _workflow_id(workflow_id, path="id"),
                                    to_version)
 
 
 async def tag(info: Info, workflow_id: str, number: int, name: str) -> WorkflowVersion:
     me = info.context.require(Role.EDITOR)
-    return await versions.tag(info.context.session, me, parse_id(workflow_id, path="id"), number,
-                              name)
+    workflow = _workflow_id(workflow_id, path="id")
+    return await versions.tag(info.context.session, me, workflow, number, name)
 
 
 async def clone(info: Info, source_id: str, key: str, name: str | None) -> Workflow:
     me = info.context.require(Role.EDITOR)
     return await transfer.clone(info.context.session, me,
-                                parse_id(source_id, path="input.sourceId"), key=key, name=name)
+                                _workflow_id(source_id, path="input.sourceId"), key=key, name=name)
 
 
 async def remove(info: Info, workflow_id: str) -> Workflow:
     me = info.context.require(Role.EDITOR)
-    return await workflows.soft_delete(info.context.session, me, parse_id(workflow_id, path="id"))
+    workflow = _workflow_id(workflow_id, path="id")
+    return await workflows.soft_delete(info.context.session, me, workflow)
 
 
 async def restore(info: Info, workflow_id: str) -> Workflow:
     me = info.context.require(Role.EDITOR)
-    return await workflows.restore(info.context.session, me, parse_id(workflow_id, path="id"))
+    return await workflows.restore(info.context.session, me, _workflow_id(workflow_id, path="id"))
 
 
 async def import_document(info: Info, document: Any, key: str | None) -> Workflow:
@@ -206,7 +204,7 @@ async def upsert_branch(info: Info, workflow_id: str, from_step_id: str,
                         branch: dict[str, Any]) -> Workflow:
     me = info.context.require(Role.EDITOR)
     return await branches.upsert(info.context.session, me,
-                                 parse_id(workflow_id, path="input.workflowId"), from_step_id,
+                                 _workflow_id(workflow_id, path="input.workflowId"), from_step_id,
                                  branch)
 
 
@@ -214,5 +212,5 @@ async def remove_branch(info: Info, workflow_id: str, from_step_id: str, branch_
                         ) -> Workflow:
     me = info.context.require(Role.EDITOR)
     return await branches.remove(info.context.session, me,
-                                 parse_id(workflow_id, path="workflowId"), from_step_id,
+                                 _workflow_id(workflow_id, path="workflowId"), from_step_id,
                                  branch_id)

@@ -16,6 +16,7 @@ from domain.customers import repository
 from domain.customers.errors import CustomerNotFound
 from domain.customers.models import Customer
 from domain.shared.errors import DomainError, NotFound, Problem, ValidationFailed
+from domain.shared.ids import parse_id
 from domain.shared.pagination import Page, decode_cursor, encode_cursor, page_size
 from domain.users import repository as users_repository
 from domain.users.emails import is_email
@@ -31,16 +32,6 @@ _INPUT_NAMES = {"name": "name", "arr": "arr", "renewal_date": "renewalDate",
 _MAX_ARR = Decimal("999999999999.99")  # numeric(14, 2)
 _TEAM_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")
 _MAX_TEAM = 30
-
-
-def parse_id(value: str | UUID | None, *, path: str) -> UUID | None:
-    """A UUID, or NotFound: a malformed id finds nothing, like a missing one."""
-    if value is None or isinstance(value, UUID):
-        return value
-    try:
-        return UUID(str(value))
-    except ValueError as exc:
-        raise NotFound("not found", path=path) from exc
 
 
 def _check_text(value: Any, field: str, limit: int, problems: list[Problem]) -> str:
@@ -122,7 +113,7 @@ async def _check(session: AsyncSession, changes: Mapping[str, Any]) -> dict[str,
         elif field == "health_score":
             values[field] = _check_health(value, problems)
         elif field == "csm_id":
-            values[field] = parse_id(value, path="input.csmId")
+            values[field] = None if value is None else parse_id(value, path="input.csmId")
         elif field == "account_team":
             values[field] = _check_team(value, problems)
         else:
@@ -158,8 +149,6 @@ def parse_customer_id(customer_id: UUID | str) -> UUID:
         parsed = parse_id(customer_id, path="customerId")
     except NotFound as exc:
         raise CustomerNotFound() from exc
-    if parsed is None:
-        raise CustomerNotFound()
     return parsed
 
 
