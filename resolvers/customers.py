@@ -14,6 +14,7 @@ from domain.customers.models import Customer
 from domain.shared.pagination import Page
 from domain.tenants.models import Tenant
 from domain.users.models import User
+from resolvers.users import user_by_id
 from schema.context import Info
 
 
@@ -33,10 +34,7 @@ async def one(info: Info, customer_id: str) -> Customer | None:
 
 
 async def csm(info: Info, customer: Customer) -> User | None:
-    if customer.csm_id is None:
-        return None
-    found: User | None = await info.context.loaders.user.load(customer.csm_id)
-    return found
+    return await user_by_id(info, customer.csm_id)
 
 
 async def days_until_renewal(info: Info, customer: Customer) -> int | None:

@@ -13,17 +13,20 @@ from domain.users.models import Role, User
 from schema.context import Info
 
 
+async def user_by_id(info: Info, user_id: UUID | None) -> User | None:
+    """A user of the caller's tenant through the request's loader; None for no id or no user."""
+    if user_id is None:
+        return None
+    found: User | None = await info.context.loaders.user.load(user_id)
+    return found
+
+
 async def viewer(info: Info) -> User | None:
-    me = info.context.me
-    user: User | None = await info.context.loaders.user.load(me.user_id)
-    return user
+    return await user_by_id(info, info.context.me.user_id)
 
 
 async def manager(info: Info, user: User) -> User | None:
-    if user.manager_id is None:
-        return None
-    found: User | None = await info.context.loaders.user.load(user.manager_id)
-    return found
+    return await user_by_id(info, user.manager_id)
 
 
 async def tenant(info: Info, tenant_id: UUID) -> Tenant:

@@ -17,6 +17,7 @@ from domain.workflows.config_schema import CONFIG_SCHEMA
 from domain.workflows.diff import ConfigDiff
 from domain.workflows.listing import WorkflowFilter, WorkflowOrder, WorkflowSummary
 from domain.workflows.models import Workflow, WorkflowVersion
+from resolvers.users import user_by_id
 from schema.context import Info
 from schema.loaders import by_key
 
@@ -82,17 +83,11 @@ def export_document(row: Workflow | WorkflowSummary, config_: dict[str, Any]) ->
 
 
 async def creator(info: Info, row: Workflow | WorkflowSummary) -> User | None:
-    if row.created_by is None:
-        return None
-    found: User | None = await info.context.loaders.user.load(row.created_by)
-    return found
+    return await user_by_id(info, row.created_by)
 
 
 async def changed_by(info: Info, version: WorkflowVersion) -> User | None:
-    if version.changed_by is None:
-        return None
-    found: User | None = await info.context.loaders.user.load(version.changed_by)
-    return found
+    return await user_by_id(info, version.changed_by)
 
 
 async def _versions_many(session: Any, keys: Any) -> list[WorkflowVersion]:
