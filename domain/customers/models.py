@@ -7,11 +7,10 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy import Column, DateTime, Numeric, text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Column, Numeric
 from sqlmodel import Field, SQLModel
 
-from domain.shared.models import utcnow
+from domain.shared.models import json_object_field, timestamp_field
 
 
 class Customer(SQLModel, table=True):
@@ -26,15 +25,6 @@ class Customer(SQLModel, table=True):
     has_account_plan: bool = False
     health_score: int | None = None
     csm_id: UUID | None = None
-    account_team: dict[str, Any] = Field(
-        default_factory=dict,
-        sa_column=Column(JSONB, nullable=False, server_default=text("'{}'::jsonb")),
-    )
-    created_at: datetime = Field(
-        default_factory=utcnow,
-        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
-    )
-    updated_at: datetime = Field(
-        default_factory=utcnow,
-        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
-    )
+    account_team: dict[str, Any] = json_object_field()
+    created_at: datetime = timestamp_field()
+    updated_at: datetime = timestamp_field()

@@ -6,11 +6,9 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy import Column, DateTime, text
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-from domain.shared.models import utcnow
+from domain.shared.models import json_object_field, timestamp_field
 
 
 class SavedAction(SQLModel, table=True):
@@ -24,12 +22,9 @@ class SavedAction(SQLModel, table=True):
     name: str
     type: str
     handler: str
-    config: dict[str, Any] = Field(default_factory=dict, sa_column=Column(
-        JSONB, nullable=False, server_default=text("'{}'::jsonb")))
+    config: dict[str, Any] = json_object_field()
     available_globally: bool = True
     is_core: bool = False
     created_by: UUID | None = None
-    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(
-        DateTime(timezone=True), nullable=False, server_default=text("now()")))
-    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(
-        DateTime(timezone=True), nullable=False, server_default=text("now()")))
+    created_at: datetime = timestamp_field()
+    updated_at: datetime = timestamp_field()

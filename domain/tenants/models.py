@@ -6,11 +6,9 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy import Column, DateTime, text
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-from domain.shared.models import utcnow
+from domain.shared.models import json_object_field, timestamp_field
 
 
 class Tenant(SQLModel, table=True):
@@ -19,10 +17,7 @@ class Tenant(SQLModel, table=True):
     id: UUID = Field(default_factory=uuid4, primary_key=True)
     name: str
     time_zone: str = Field(default="UTC")
-    created_at: datetime = Field(
-        default_factory=utcnow,
-        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
-    )
+    created_at: datetime = timestamp_field()
 
 
 class CompanyContacts(SQLModel, table=True):
@@ -33,11 +28,5 @@ class CompanyContacts(SQLModel, table=True):
     tenant_id: UUID = Field(primary_key=True, foreign_key="tenants.id")
     vp_customer_success: str | None = None
     ceo: str | None = None
-    other: dict[str, Any] = Field(
-        default_factory=dict,
-        sa_column=Column(JSONB, nullable=False, server_default=text("'{}'::jsonb")),
-    )
-    updated_at: datetime = Field(
-        default_factory=utcnow,
-        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
-    )
+    other: dict[str, Any] = json_object_field()
+    updated_at: datetime = timestamp_field()

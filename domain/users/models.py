@@ -6,10 +6,9 @@ from datetime import datetime
 from enum import StrEnum
 from uuid import UUID, uuid4
 
-from sqlalchemy import Column, DateTime, text
 from sqlmodel import Field, SQLModel
 
-from domain.shared.models import utcnow
+from domain.shared.models import timestamp_field
 
 
 class Role(StrEnum):
@@ -27,7 +26,4 @@ class User(SQLModel, table=True):
     name: str
     role: str = Field(default=Role.VIEWER.value)
     manager_id: UUID | None = None
-    created_at: datetime = Field(
-        default_factory=utcnow,
-        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
-    )
+    created_at: datetime = timestamp_field()

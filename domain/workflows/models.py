@@ -6,18 +6,11 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy import Column, DateTime, Text, text
+from sqlalchemy import Column, Text, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlmodel import Field, SQLModel
 
-from domain.shared.models import utcnow
-
-
-def _stamp(*, nullable: bool = False) -> Any:
-    if nullable:
-        return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
-    return Field(default_factory=utcnow, sa_column=Column(
-        DateTime(timezone=True), nullable=False, server_default=text("now()")))
+from domain.shared.models import timestamp_field
 
 
 class Workflow(SQLModel, table=True):
@@ -41,10 +34,10 @@ class Workflow(SQLModel, table=True):
     cloned_from: UUID | None = None
     # Maintained by the versioning trigger, so a list needs no join to show the latest version.
     latest_version: int = 0
-    latest_version_at: datetime | None = _stamp(nullable=True)
-    created_at: datetime = _stamp()
-    updated_at: datetime = _stamp()
-    deleted_at: datetime | None = _stamp(nullable=True)
+    latest_version_at: datetime | None = timestamp_field(nullable=True)
+    created_at: datetime = timestamp_field()
+    updated_at: datetime = timestamp_field()
+    deleted_at: datetime | None = timestamp_field(nullable=True)
 
 
 class WorkflowVersion(SQLModel, table=True):
@@ -58,7 +51,7 @@ class WorkflowVersion(SQLModel, table=True):
     number: int
     config: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
     changed_by: UUID | None = None
-    changed_at: datetime = _stamp()
+    changed_at: datetime = timestamp_field()
     change_description: str | None = None
     tags: list[str] = Field(default_factory=list,
                             sa_column=Column(ARRAY(Text), nullable=False,
