@@ -19,8 +19,7 @@ from schema.context import Info
 
 
 async def upsert(info: Info, external_id: str, changes: Mapping[str, Any]) -> Customer:
-    me = info.context.me
-    return await customers.upsert(info.context.session, tenant_id=me.tenant_id, role=me.role,
+    return await customers.upsert(info.context.session, info.context.actor,
                                   external_id=external_id, changes=changes)
 
 

@@ -38,16 +38,14 @@ async def tenant(info: Info, tenant_id: UUID) -> Tenant:
 
 async def create_user(info: Info, *, email: str, name: str, role: Role,
                       manager_id: str | None) -> User:
-    me = info.context.me
-    return await users.create_by(info.context.session, actor_role=me.role,
-                                 tenant_id=me.tenant_id, email=email, name=name, role=role,
+    return await users.create_by(info.context.session, info.context.actor,
+                                 email=email, name=name, role=role,
                                  manager_id=manager_id)
 
 
 async def update_company_contacts(info: Info, changes: Mapping[str, Any]) -> CompanyContacts:
-    me = info.context.me
-    return await tenants.update_contacts(info.context.session, actor_role=me.role,
-                                         tenant_id=me.tenant_id, changes=changes)
+    return await tenants.update_contacts(info.context.session, info.context.actor,
+                                         changes=changes)
 
 
 async def company_contacts(info: Info) -> CompanyContacts | None:
@@ -55,6 +53,5 @@ async def company_contacts(info: Info) -> CompanyContacts | None:
 
 
 async def update_tenant_settings(info: Info, *, time_zone: str | None) -> Tenant:
-    me = info.context.me
-    return await tenants.update_settings(info.context.session, actor_role=me.role,
-                                         tenant_id=me.tenant_id, time_zone=time_zone)
+    return await tenants.update_settings(info.context.session, info.context.actor,
+                                         time_zone=time_zone)

@@ -10,7 +10,7 @@ from strawberry.dataloader import DataLoader
 from domain.shared.errors import Problem
 from domain.shared.ids import parse_id
 from domain.shared.pagination import Page
-from domain.users.models import Role, User
+from domain.users.models import User
 from domain.workflows import branches, transfer, versions
 from domain.workflows import service as workflows
 from domain.workflows.config_schema import CONFIG_SCHEMA
@@ -151,53 +151,53 @@ async def chat_branches(info: Info, key: str, step_id: str) -> list[dict[str, An
 
 
 async def create(info: Info, data: dict[str, Any]) -> Workflow:
-    me = info.context.require(Role.EDITOR)
+    me = info.context.actor
     return await workflows.create_workflow(info.context.session, me, **data)
 
 
 async def change(info: Info, workflow_id: str, data: dict[str, Any]) -> Workflow:
-    me = info.context.require(Role.EDITOR)
+    me = info.context.actor
     return await workflows.update_workflow(info.context.session, me,
                                            _workflow_id(workflow_id, path="input.id"), **data)
 
 
 async def rollback(info: Info, workflow_id: str, to_version: int) -> Workflow:
-    me = info.context.require(Role.EDITOR)
+    me = info.context.actor
     return await versions.rollback(info.context.session, me, _workflow_id(workflow_id, path="id"),
                                    to_version)
 
 
 async def tag(info: Info, workflow_id: str, number: int, name: str) -> WorkflowVersion:
-    me = info.context.require(Role.EDITOR)
+    me = info.context.actor
     workflow = _workflow_id(workflow_id, path="id")
     return await versions.tag(info.context.session, me, workflow, number, name)
 
 
 async def clone(info: Info, source_id: str, key: str, name: str | None) -> Workflow:
-    me = info.context.require(Role.EDITOR)
+    me = info.context.actor
     return await transfer.clone(info.context.session, me,
                                 _workflow_id(source_id, path="input.sourceId"), key=key, name=name)
 
 
 async def remove(info: Info, workflow_id: str) -> Workflow:
-    me = info.context.require(Role.EDITOR)
+    me = info.context.actor
     workflow = _workflow_id(workflow_id, path="id")
     return await workflows.soft_delete(info.context.session, me, workflow)
 
 
 async def restore(info: Info, workflow_id: str) -> Workflow:
-    me = info.context.require(Role.EDITOR)
+    me = info.context.actor
     return await workflows.restore(info.context.session, me, _workflow_id(workflow_id, path="id"))
 
 
 async def import_document(info: Info, document: Any, key: str | None) -> Workflow:
-    me = info.context.require(Role.EDITOR)
+    me = info.context.actor
     return await transfer.import_document(info.context.session, me, document, key=key)
 
 
 async def upsert_branch(info: Info, workflow_id: str, from_step_id: str,
                         branch: dict[str, Any]) -> Workflow:
-    me = info.context.require(Role.EDITOR)
+    me = info.context.actor
     return await branches.upsert(info.context.session, me,
                                  _workflow_id(workflow_id, path="input.workflowId"), from_step_id,
                                  branch)
@@ -205,7 +205,7 @@ async def upsert_branch(info: Info, workflow_id: str, from_step_id: str,
 
 async def remove_branch(info: Info, workflow_id: str, from_step_id: str, branch_id: str
                         ) -> Workflow:
-    me = info.context.require(Role.EDITOR)
+    me = info.context.actor
     return await branches.remove(info.context.session, me,
                                  _workflow_id(workflow_id, path="workflowId"), from_step_id,
                                  branch_id)

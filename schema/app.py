@@ -22,7 +22,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 
 from domain.auth import tokens
 from domain.shared import repository as health
-from domain.shared.db import Database
+from domain.shared.db import Database, UnknownCaller
 from domain.shared.migrate import head_revision
 from domain.shared.settings import Settings
 from schema.context import Context
@@ -75,8 +75,12 @@ class StepwiseGraphQL(GraphQL[Context, None]):
             )
         except tokens.InvalidToken as exc:
             raise ConnectionRejectionError({"reason": "unauthenticated"}) from exc
-        if not await context.db.user_exists(principal.tenant_id, principal.user_id):
-            raise ConnectionRejectionError({"reason": "unauthenticated"})
+        try:  # the user must still exist (each operation checks again)
+            async with context.db.transaction(principal.tenant_id, user_id=principal.user_id,
+                                              read_only=True):
+                pass
+        except UnknownCaller as exc:
+            raise ConnectionRejectionError({"reason": "unauthenticated"}) from exc
         context.principal = principal
         return None
 

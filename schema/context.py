@@ -1,4 +1,4 @@
-"""The typed per-request context: who is calling, the tenant transaction, the loaders."""
+"""The typed per-operation context: who is calling, the tenant transaction, the loaders."""
 
 from __future__ import annotations
 
@@ -12,10 +12,9 @@ from starlette.websockets import WebSocket
 from strawberry.types import Info as StrawberryInfo
 
 from domain.auth.tokens import Principal
-from domain.shared.db import Database
+from domain.shared.actor import Actor
+from domain.shared.db import Database, Tx
 from domain.shared.settings import Settings
-from domain.users.models import Role
-from domain.users.service import require_role
 
 
 class NotAuthenticated(Exception):
@@ -31,15 +30,27 @@ class Context:
     request_id: str
     principal: Principal | None = None
     connection_params: dict[str, Any] | None = None
-    _session: AsyncSession | None = None
+    tx: Tx | None = None
     _loaders: Any = field(default=None, repr=False)
 
     @property
     def session(self) -> AsyncSession:
         """The operation's tenant transaction (opened by the TenantTransaction extension)."""
-        if self._session is None:
+        return self.transaction.session
+
+    @property
+    def transaction(self) -> Tx:
+        if self.tx is None:
             raise RuntimeError("no tenant transaction is open for this operation")
-        return self._session
+        return self.tx
+
+    @property
+    def actor(self) -> Actor:
+        """Who acts in this operation: the caller with the role stored now."""
+        actor = self.transaction.actor
+        if actor is None:
+            raise NotAuthenticated("no caller entered")
+        return actor
 
     @property
     def me(self) -> Principal:
@@ -54,11 +65,6 @@ class Context:
 
             self._loaders = Loaders(self)
         return self._loaders
-
-    def require(self, role: Role) -> Principal:
-        """The caller, if their role is at least `role`."""
-        require_role(self.me.role, role)
-        return self.me
 
 
 Info = StrawberryInfo[Context, None]

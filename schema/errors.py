@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+import asyncpg
 import strawberry
 from graphql import GraphQLError
 from sqlalchemy.exc import DBAPIError
@@ -34,21 +35,16 @@ async def attempt(info: Info, work: Callable[[], Awaitable[T]]) -> tuple[T | Non
     The savepoint keeps "nothing half-written" true even when several mutations share one
     operation's transaction.
     """
-    session = info.context.session
-    savepoint = await session.begin_nested()
     try:
-        result = await work()
-        await session.flush()
+        async with info.context.transaction.savepoint():
+            result = await work()
     except DomainError as error:
-        await savepoint.rollback()
         return None, to_user_errors(error)
-    except DBAPIError as exc:
+    except (DBAPIError, asyncpg.PostgresError) as exc:
         mapped = from_database(exc)
         if mapped is None:
             raise
-        await savepoint.rollback()
         return None, to_user_errors(mapped)
-    await savepoint.commit()
     return result, []
 
 

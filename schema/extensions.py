@@ -8,13 +8,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from graphql import GraphQLError
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 from strawberry.extensions import MaskErrors, SchemaExtension
 from strawberry.types.graphql import OperationType
 
-from domain.users import repository as users_repository
-from domain.users.models import Role
+from domain.shared.db import Tx, UnknownCaller
+from domain.users.models import User
 from schema.context import Context, NotAuthenticated
 
 log = logging.getLogger("stepwise.graphql")
@@ -32,14 +31,14 @@ def unauthenticated(context: Context, reason: str) -> GraphQLError:
 
 
 class TenantTransaction(SchemaExtension):
-    """Runs each query or mutation in one transaction as the app role, tenant set first.
+    """Runs each query or mutation in one tenant transaction (domain.shared.db), caller re-read.
 
     Opened after validation (invalid documents never touch the database) and committed
     before the response is written, so a client never sees a result that is not durable.
-    Each operation gets its own copy of the context (session, loaders): operations on one
+    Each operation gets its own copy of the context (transaction, loaders): operations on one
     WebSocket run concurrently and must not share a transaction. The caller's role comes
     from the database, not the token, so a demoted or deleted user loses access at once.
-    Subscriptions open their own short transaction per event instead.
+    Queries run READ ONLY. Subscriptions open their own short transaction per event instead.
     """
 
     async def on_execute(self) -> AsyncIterator[None]:
@@ -51,56 +50,43 @@ class TenantTransaction(SchemaExtension):
         principal = context.principal
         if principal.expired():
             raise unauthenticated(context, "the token has expired")
-        session: AsyncSession | None = None
         try:
-            session = context.db.new_session()
-            await session.begin()
-            user = await users_repository.enter_as(session, principal.tenant_id,
-                                                   principal.user_id)
+            tx = await context.db.begin(principal.tenant_id, user_id=principal.user_id,
+                                        read_only=operation == OperationType.QUERY)
+        except UnknownCaller:
+            raise unauthenticated(context, "the token's user does not exist") from None
         except Exception as exc:
-            await self._discard(session)
             log.exception("could not open the tenant transaction [request %s]",
                           context.request_id)
             raise internal_error(context.request_id) from exc
-        if user is None:
-            await self._discard(session)
-            raise unauthenticated(context, "the token's user does not exist")
         operation_context = dataclasses.replace(
-            context, _session=session, _loaders=None,
-            principal=dataclasses.replace(principal, role=Role(user.role)),
+            context, tx=tx, _loaders=None,
+            principal=dataclasses.replace(principal, role=tx.actor.role if tx.actor
+                                          else principal.role),
         )
-        operation_context.loaders.user.prime(user.id, user)  # `viewer` and authors reuse it
+        if tx.user is not None:  # `viewer` and authors reuse the caller's row
+            operation_context.loaders.user.prime(tx.user["id"], User(**tx.user))
         self.execution_context.context = operation_context
         try:
             yield
         except BaseException:
-            await self._discard(session)
+            await tx.rollback()
             raise
-        await self._finish(session, context)
+        await self._finish(tx, context)
 
-    async def _finish(self, session: AsyncSession, context: Context) -> None:
+    async def _finish(self, tx: Tx, context: Context) -> None:
         result = self.execution_context.result
         try:
             if result is not None and result.errors:
-                await session.rollback()
+                await tx.rollback()
                 if self.execution_context.operation_type == OperationType.MUTATION:
                     # Nothing was kept: payloads that look successful would be a lie.
                     result.data = None
             else:
-                await session.commit()
+                await tx.commit()
         except Exception as exc:
             log.exception("commit failed [request %s]", context.request_id)
             raise internal_error(context.request_id) from exc
-        finally:
-            await session.close()
-
-    @staticmethod
-    async def _discard(session: AsyncSession | None) -> None:
-        if session is not None:
-            try:
-                await session.rollback()
-            finally:
-                await session.close()
 
 
 def _is_unexpected(error: GraphQLError) -> bool:

@@ -96,17 +96,28 @@ def contract_operation(name: str) -> str:
     raise KeyError(name)
 
 
+_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
+
+
 @contextmanager
 def counting(app: Any) -> Iterator[list[str]]:
-    """Every SQL statement the app's engine runs inside the block."""
+    """Every SQL statement the app runs inside the block, ORM and driver-level alike, except
+    transaction control (BEGIN, COMMIT, savepoints) that every operation sends."""
     statements: list[str] = []
 
     def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         statements.append(statement)
 
+    def record_driver(statement: str) -> None:
+        if not statement.startswith(_CONTROL) or "set_config" in statement:
+            statements.append(statement)
+
     engine = app.state.db.engine.sync_engine
+    listeners = app.state.db.listeners
     event.listen(engine, "before_cursor_execute", record)
+    listeners.append(record_driver)
     try:
         yield statements
     finally:
         event.remove(engine, "before_cursor_execute", record)
+        listeners.remove(record_driver)

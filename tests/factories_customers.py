@@ -38,12 +38,11 @@ async def set_contacts(gql: GraphQLClient, tenant: TenantHandle, **fields: Any) 
 
 async def make_workflow(tenant: TenantHandle, *, key: str, config: dict[str, Any]) -> None:
     """A tenant workflow written through the workflows domain (as its admin)."""
-    from domain.auth.tokens import Principal
+    from domain.shared.actor import Actor, Role
     from domain.shared.db import owner_transaction
-    from domain.users.models import Role
     from domain.workflows import service as workflows
 
-    me = Principal(user_id=tenant.admin_id, tenant_id=tenant.id, role=Role.ADMIN)
+    me = Actor(user_id=tenant.admin_id, tenant_id=tenant.id, role=Role.ADMIN)
     async with owner_transaction(tenant.settings.database_url, tenant_id=tenant.id) as session:
         await workflows.create_workflow(session, me, key=key, name=config.get("name", key),
                                         description=config.get("description"), config=config)

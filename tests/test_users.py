@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from domain.shared.actor import Actor
 from domain.shared.db import owner_transaction
 from domain.shared.errors import NotFound
 from domain.tenants import service as tenants_service
@@ -159,7 +160,7 @@ class TestTenantSettings:
             for tenant_id in (b.id, uuid.uuid4()):
                 with pytest.raises(NotFound):
                     await tenants_service.update_settings(
-                        session, actor_role=Role.ADMIN, tenant_id=tenant_id,
+                        session, Actor(tenant_id=tenant_id, user_id=None, role=Role.ADMIN),
                         time_zone="Europe/Berlin")
 
 

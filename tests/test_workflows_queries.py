@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from domain.auth.tokens import Principal
+from domain.shared.actor import Actor
 from domain.shared.db import owner_transaction
 from domain.users.models import Role
 from domain.workflows import service as workflows
@@ -42,7 +42,7 @@ async def tenant_with(settings: Any, count: int) -> TenantHandle:
     authors = [tenant.admin_id, await make_user(tenant), await make_user(tenant)]
     async with owner_transaction(settings.database_url, tenant_id=tenant.id) as session:
         for i in range(count):
-            me = Principal(user_id=authors[i % 3], tenant_id=tenant.id, role=Role.EDITOR)
+            me = Actor(user_id=authors[i % 3], tenant_id=tenant.id, role=Role.EDITOR)
             await workflows.create_workflow(session, me, key=f"w{i:03d}", name=f"W {i}",
                                             description=None, config=config(f"w{i:03d}"))
     return tenant

@@ -15,13 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.customers import repository
 from domain.customers.errors import CustomerNotFound
 from domain.customers.models import Customer
+from domain.shared.actor import Actor, Role
 from domain.shared.errors import DomainError, NotFound, Problem, ValidationFailed
 from domain.shared.ids import parse_id
 from domain.shared.pagination import Page, decode_cursor, encode_cursor, page_size
 from domain.users import repository as users_repository
 from domain.users.emails import is_email
-from domain.users.models import Role
-from domain.users.service import require_role
 
 # Columns an upsert may set besides the key; a key left out keeps the stored value.
 FIELDS = ("name", "arr", "renewal_date", "has_account_plan", "health_score", "csm_id",
@@ -126,13 +125,13 @@ async def _check(session: AsyncSession, changes: Mapping[str, Any]) -> dict[str,
     return values
 
 
-async def upsert(session: AsyncSession, *, tenant_id: UUID, role: Role, external_id: str,
+async def upsert(session: AsyncSession, actor: Actor, *, external_id: str,
                  changes: Mapping[str, Any]) -> Customer:
     """Create or update the tenant's customer with this external id (editors and admins).
 
     `changes` holds the fields the caller sent (domain names); omitted ones keep their value.
     """
-    require_role(role, Role.EDITOR)
+    tenant_id = actor.require(Role.EDITOR).tenant_id
     if "name" not in changes:
         raise DomainError("name is required", path="input.name", code="REQUIRED")
     problems: list[Problem] = []

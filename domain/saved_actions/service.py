@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.saved_actions import handlers, repository
 from domain.saved_actions.errors import ActionIdTaken, CoreReadOnly
 from domain.saved_actions.models import SavedAction
+from domain.shared.actor import Actor, Role
 from domain.shared.errors import DomainError, NotFound, Problem, ValidationFailed
 
 _ACTION_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -25,10 +25,12 @@ async def known_ids(session: AsyncSession) -> set[str]:
     return await repository.visible_ids(session)
 
 
-async def create(session: AsyncSession, *, tenant_id: UUID, user_id: UUID, action_id: str,
-                 name: str, action_type: str, handler: str | None,
-                 config: dict[str, Any] | None) -> SavedAction:
-    """A tenant action; its handler must be registered code matching its type."""
+async def create(session: AsyncSession, actor: Actor, *, action_id: str, name: str,
+                 action_type: str, handler: str | None, config: dict[str, Any] | None
+                 ) -> SavedAction:
+    """A tenant action (editors and admins); its handler must be registered code matching
+    its type."""
+    actor.require(Role.EDITOR)
     problems: list[Problem] = []
     if not _ACTION_ID.match(action_id):
         problems.append(Problem("INVALID_KEY", "action ids are lowercase letters, digits, - and _",
@@ -46,9 +48,9 @@ async def create(session: AsyncSession, *, tenant_id: UUID, user_id: UUID, actio
     if await repository.by_action_id(session, action_id) is not None:
         # Core ids are reserved too: a branch naming it must mean one thing.
         raise ActionIdTaken(f"an action {action_id!r} already exists", path="input.actionId")
-    action = SavedAction(tenant_id=tenant_id, action_id=action_id, name=name.strip(),
+    action = SavedAction(tenant_id=actor.tenant_id, action_id=action_id, name=name.strip(),
                          type=action_type, handler=handler or handlers.DEFAULT_HANDLER[action_type],
-                         config=config or {}, is_core=False, created_by=user_id)
+                         config=config or {}, is_core=False, created_by=actor.user_id)
     return await repository.add(session, action)
 
 
@@ -76,9 +78,10 @@ async def _own(session: AsyncSession, action_id: str, *, path: str) -> SavedActi
     return found
 
 
-async def change(session: AsyncSession, *, action_id: str, name: str | None,
+async def change(session: AsyncSession, actor: Actor, *, action_id: str, name: str | None,
                  handler: str | None, config: Any) -> SavedAction:
     """Rename an own action or change its handler/config (its type stays)."""
+    actor.require(Role.EDITOR)
     action = await _own(session, action_id, path="input.actionId")
     values: dict[str, Any] = {}
     problems: list[Problem] = []
@@ -103,8 +106,9 @@ async def change(session: AsyncSession, *, action_id: str, name: str | None,
     return await repository.change(session, action.id, values)
 
 
-async def delete_own(session: AsyncSession, *, action_id: str) -> SavedAction:
+async def delete_own(session: AsyncSession, actor: Actor, *, action_id: str) -> SavedAction:
     """Delete an own action no workflow of the tenant calls (deleted workflows included)."""
+    actor.require(Role.EDITOR)
     # Imported here: workflows validate against saved actions, so the dependency is two-way.
     from domain.workflows import repository as workflows_repository
 

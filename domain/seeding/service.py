@@ -11,11 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.auth import tokens
 from domain.seeding import core
+from domain.shared.actor import Actor, Role
 from domain.shared.db import act_as_tenant, owner_transaction
 from domain.shared.settings import PROJECT_ROOT, Settings
 from domain.tenants import repository as tenants_repository
 from domain.users import service as users
-from domain.users.models import Role
 
 SEEDS_DIR = PROJECT_ROOT / "seeds"
 DEMO_TENANT = "Demo Co"
@@ -74,14 +74,14 @@ async def seed_demo(settings: Settings) -> dict[str, Any]:
         today = today_in(zone(tenant.time_zone))
         await act_as_tenant(session, DEMO_TENANT_ID)  # no other tenant's rows from here on
         people = await _demo_people(session)
+        admin = Actor(tenant_id=DEMO_TENANT_ID, user_id=people[DEMO_ADMIN], role=Role.ADMIN)
         await tenants_service.update_contacts(
-            session, actor_role=Role.ADMIN, tenant_id=DEMO_TENANT_ID,
-            changes={"vp_customer_success": "vp@demo.stepwise.dev",
+            session, admin, changes={"vp_customer_success": "vp@demo.stepwise.dev",
                      "ceo": "ceo@demo.stepwise.dev"})
         demo_customers: dict[str, str] = {}
         for external_id, name, days, arr, plan, health in _DEMO_CUSTOMERS:
             customer = await customers.upsert(
-                session, tenant_id=DEMO_TENANT_ID, role=Role.ADMIN, external_id=external_id,
+                session, admin, external_id=external_id,
                 changes={"name": name, "arr": arr, "renewal_date": today + timedelta(days=days),
                          "has_account_plan": plan, "health_score": health,
                          "csm_id": people["csm@demo.stepwise.dev"],

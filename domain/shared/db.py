@@ -1,56 +1,296 @@
-"""Engines and the tenant transaction every request and job runs in."""
+"""The tenant transaction: the one way code gets a session.
+
+HTTP and WebSocket operations, subscription events, worker jobs and the CLI all open a
+`Tx` through `Database.begin`/`Database.transaction` (the app role, bound by RLS) or
+`owner_transaction` (the operator path, which drops to the app role to act for a tenant).
+
+Transactions are managed on the driver (asyncpg) directly: the pool's connections are in
+autocommit mode as far as SQLAlchemy knows, and the Tx sends BEGIN, the tenant setting and
+the caller's re-read itself, then COMMIT or ROLLBACK. The ORM session of a Tx is bound to the
+same connection, so ORM statements and the hot paths' driver statements run in one
+transaction, in order.
+
+One Tx is used by one coroutine at a time: GraphQL resolves sibling fields concurrently, so
+every statement (driver or ORM) is serialised by a lock, and runs shielded from the caller's
+cancellation: graphql-core cancels siblings when a field fails, and a statement cancelled
+mid-flight would abort the transaction (and close asyncpg's connection).
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import itertools
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from typing import Any, TypeVar
 from uuid import UUID
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 
+from domain.shared.actor import Actor, Role
 from domain.shared.settings import APP_ROLE
 
-_SET_TENANT = text("SELECT set_config('app.tenant_id', :tenant, true)")
+log = logging.getLogger("stepwise.db")
+T = TypeVar("T")
+StatementListener = Callable[[str], None]
+
+# Sets the tenant and re-reads the caller as stored now, in one statement (migration 0004).
+_ENTER = ("SELECT tenant_id, id, email, name, role, manager_id, created_at "
+          "FROM stepwise_enter($1, $2)")
+# Connection-level failures: the connection is unusable and must leave the pool.
+_BROKEN = (asyncpg.exceptions.ConnectionDoesNotExistError, asyncpg.exceptions.InterfaceError,
+           asyncpg.exceptions.InternalClientError, ConnectionError, OSError)
+
+
+class UnknownCaller(Exception):
+    """The token's user no longer exists in its tenant (deleted): refused like a bad token."""
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    """A fixed-size pool (no overflow: no connection churn under load) in autocommit mode.
+
+    Autocommit is what SQLAlchemy sees; the Tx sends BEGIN/COMMIT itself. Behind PgBouncer in
+    transaction mode set `?prepared_statement_cache_size=0` on the URL.
+    """
     return create_async_engine(
         url,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=0,
+        pool_timeout=30,
         pool_recycle=1800,
-        # Behind PgBouncer in transaction mode prepared statements must be off; set
-        # STEPWISE_APP_DATABASE_URL=...?prepared_statement_cache_size=0 there.
+        pool_reset_on_return=None,  # the Tx always ends its own transaction
+        isolation_level="AUTOCOMMIT",
     )
 
 
+def _uuid_literal(value: UUID) -> str:
+    # Only a real UUID becomes SQL text (hex digits and dashes): nothing can break out.
+    return str(UUID(str(value)))
+
+
+class TenantSession(AsyncSession):
+    """The ORM session of a Tx: every call that reaches the database goes through its lock."""
+
+    def __init__(self, tx: Tx, bind: AsyncConnection) -> None:
+        super().__init__(bind=bind, expire_on_commit=False, autoflush=True)
+        self.tx = tx
+
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        return await self.tx.serialised(lambda: AsyncSession.execute(self, *args, **kwargs))
+
+    async def scalar(self, *args: Any, **kwargs: Any) -> Any:
+        return await self.tx.serialised(lambda: AsyncSession.scalar(self, *args, **kwargs))
+
+    async def get(self, *args: Any, **kwargs: Any) -> Any:
+        return await self.tx.serialised(lambda: AsyncSession.get(self, *args, **kwargs))
+
+    async def get_one(self, *args: Any, **kwargs: Any) -> Any:
+        return await self.tx.serialised(lambda: AsyncSession.get_one(self, *args, **kwargs))
+
+    async def flush(self, objects: Sequence[Any] | None = None) -> None:
+        await self.tx.serialised(lambda: AsyncSession.flush(self, objects))
+
+    async def refresh(self, *args: Any, **kwargs: Any) -> None:
+        await self.tx.serialised(lambda: AsyncSession.refresh(self, *args, **kwargs))
+
+    async def delete(self, instance: object) -> None:
+        await self.tx.serialised(lambda: AsyncSession.delete(self, instance))
+
+    async def merge(self, *args: Any, **kwargs: Any) -> Any:
+        return await self.tx.serialised(lambda: AsyncSession.merge(self, *args, **kwargs))
+
+    async def run_sync(self, *args: Any, **kwargs: Any) -> Any:
+        return await self.tx.serialised(lambda: AsyncSession.run_sync(self, *args, **kwargs))
+
+
+def tx_of(session: AsyncSession) -> Tx:
+    """The Tx a session belongs to (repositories reach the driver through it)."""
+    tx = getattr(session, "tx", None)
+    if not isinstance(tx, Tx):
+        raise RuntimeError("this session was not opened by a tenant transaction")
+    return tx
+
+
+class Tx:
+    """One transaction on one connection: the ORM session, the driver, and who acts."""
+
+    def __init__(self, connection: AsyncConnection, driver: asyncpg.Connection, *,
+                 listeners: list[StatementListener]) -> None:
+        self.connection = connection
+        self.driver = driver
+        self.session = TenantSession(self, connection)
+        self.actor: Actor | None = None
+        self.user: Mapping[str, Any] | None = None  # the caller's row, as re-read
+        self._listeners = listeners
+        self._lock = asyncio.Lock()
+        self._holder: asyncio.Task[Any] | None = None
+        self._savepoints = itertools.count(1)
+        self._broken = False
+        self._open = False
+
+    # Serialisation
+
+    async def serialised(self, work: Callable[[], Awaitable[T]]) -> T:
+        """Run one database call alone on this connection, to completion even if the caller
+        is cancelled (the call finishes in the background, then the lock is released)."""
+        if self._holder is not None and asyncio.current_task() is self._holder:
+            return await work()  # already inside a serialised call (nested ORM helpers)
+        task = asyncio.ensure_future(self._alone(work))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(_settle)
+            raise
+
+    async def _alone(self, work: Callable[[], Awaitable[T]]) -> T:
+        async with self._lock:
+            self._holder = asyncio.current_task()
+            try:
+                return await work()
+            except _BROKEN:
+                self._broken = True
+                raise
+            finally:
+                self._holder = None
+
+    def _notify(self, sql: str) -> None:
+        for listener in self._listeners:
+            listener(sql)
+
+    # The driver, for hot paths and statements SQLAlchemy adds nothing to
+
+    async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        self._notify(sql)
+        return await self.serialised(lambda: self.driver.fetch(sql, *args))
+
+    async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        self._notify(sql)
+        return await self.serialised(lambda: self.driver.fetchrow(sql, *args))
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        self._notify(sql)
+        return await self.serialised(lambda: self.driver.fetchval(sql, *args))
+
+    async def execute(self, sql: str, *args: Any) -> str:
+        self._notify(sql)
+        return await self.serialised(lambda: self.driver.execute(sql, *args))
+
+    # Lifecycle
+
+    async def open(self, tenant_id: UUID | None, *, user_id: UUID | None = None,
+                   read_only: bool = False) -> None:
+        """BEGIN, then act for the tenant: as the system (one round trip) or as a user whose
+        row is re-read (UnknownCaller if it no longer exists)."""
+        begin = "BEGIN READ ONLY" if read_only else "BEGIN"
+        if tenant_id is not None and user_id is None:
+            begin += (f"; SELECT set_config('app.tenant_id', '{_uuid_literal(tenant_id)}', "
+                      "true)")
+        await self.execute(begin)
+        self._open = True
+        if tenant_id is None:
+            return
+        if user_id is None:
+            self.actor = Actor.system(tenant_id)
+            return
+        row = await self.fetchrow(_ENTER, tenant_id, user_id)
+        if row is None:
+            raise UnknownCaller(str(user_id))
+        self.user = dict(row)
+        self.actor = Actor(tenant_id=tenant_id, user_id=user_id, role=Role(row["role"]))
+
+    async def act_for(self, tenant_id: UUID) -> None:
+        """Owner path: from here on, the app role acting as the system for `tenant_id`."""
+        await self.execute(f"SET LOCAL ROLE {APP_ROLE}; SELECT set_config('app.tenant_id', "
+                           f"'{_uuid_literal(tenant_id)}', true)")
+        self.actor = Actor.system(tenant_id)
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """A nested unit: on any exception, everything since it is undone (ORM state too)."""
+        name = f"stepwise_sp_{next(self._savepoints)}"
+        await self.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+            await self.session.flush()
+        except BaseException:
+            await self.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            self.session.expunge_all()  # objects written since the savepoint do not exist
+            raise
+        await self.execute(f"RELEASE SAVEPOINT {name}")
+
+    async def commit(self) -> None:
+        await self.session.flush()
+        await self._end("COMMIT")
+
+    async def rollback(self) -> None:
+        await self._end("ROLLBACK")
+
+    async def _end(self, statement: str) -> None:
+        try:
+            if self._open and not self._broken:
+                # Shielded: a client that disconnects mid-commit must not leave the
+                # connection inside a transaction.
+                await asyncio.shield(self.execute(statement))
+            self._open = False
+        except BaseException:
+            self._broken = True
+            raise
+        finally:
+            await self._release()
+
+    async def _release(self) -> None:
+        try:
+            await self.session.close()
+        finally:
+            if self._broken or self.driver.is_in_transaction():
+                # Never hand a connection in an unknown state to the next caller.
+                await self.connection.invalidate()
+            await self.connection.close()
+
+
+def _settle(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved: an abandoned call's failure is not "never retrieved"
+
+
 class Database:
-    """The app-role engine (RLS-bound) and, for operators, the owner engine."""
+    """The app-role engine (RLS-bound): the pool every tenant transaction draws from."""
 
     def __init__(self, app_url: str, *, pool_size: int = 10) -> None:
         self.engine = make_engine(app_url, pool_size=pool_size)
-        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
+        self.listeners: list[StatementListener] = []  # tests count statements here
 
-    def new_session(self) -> AsyncSession:
-        return self._sessions()
-
-    async def user_exists(self, tenant_id: UUID, user_id: UUID) -> bool:
-        """Whether the user still exists in the tenant (checked once per WebSocket)."""
-        from domain.users import repository as users  # users build on this module
-
-        session = self.new_session()
+    async def begin(self, tenant_id: UUID | None, *, user_id: UUID | None = None,
+                    read_only: bool = False) -> Tx:
+        """An open Tx for the tenant (as the system, or as the user re-read now); the caller
+        must end it with `commit()` or `rollback()`. `transaction()` does that for you."""
+        connection = await self.engine.connect()
         try:
-            await session.begin()
-            return await users.enter_as(session, tenant_id, user_id) is not None
-        finally:
-            await session.rollback()
-            await session.close()
+            raw = await connection.get_raw_connection()
+            tx = Tx(connection, raw.driver_connection, listeners=self.listeners)
+        except BaseException:
+            await connection.close()
+            raise
+        try:
+            await tx.open(tenant_id, user_id=user_id, read_only=read_only)
+        except BaseException:
+            await tx.rollback()
+            raise
+        return tx
+
+    @asynccontextmanager
+    async def transaction(self, tenant_id: UUID, *, user_id: UUID | None = None,
+                          read_only: bool = False) -> AsyncIterator[Tx]:
+        """Committed if the block succeeds, rolled back if it raises."""
+        tx = await self.begin(tenant_id, user_id=user_id, read_only=read_only)
+        try:
+            yield tx
+        except BaseException:
+            await tx.rollback()
+            raise
+        await tx.commit()
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -67,10 +307,18 @@ async def owner_transaction(
     """
     engine = make_engine(url, pool_size=1)
     try:
-        async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
+        connection = await engine.connect()
+        raw = await connection.get_raw_connection()
+        tx = Tx(connection, raw.driver_connection, listeners=[])
+        try:
+            await tx.open(None)
             if tenant_id is not None:
-                await act_as_tenant(session, tenant_id)
-            yield session
+                await tx.act_for(tenant_id)
+            yield tx.session
+        except BaseException:
+            await tx.rollback()
+            raise
+        await tx.commit()
     finally:
         await engine.dispose()
 
@@ -81,5 +329,4 @@ async def act_as_tenant(session: AsyncSession, tenant_id: UUID) -> None:
     The owner (often a superuser) bypasses RLS; switching role keeps owner-path domain code
     from seeing or touching any other tenant's rows.
     """
-    await session.execute(text(f"SET LOCAL ROLE {APP_ROLE}"))
-    await session.execute(_SET_TENANT, {"tenant": str(tenant_id)})
+    await tx_of(session).act_for(tenant_id)

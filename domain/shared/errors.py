@@ -66,9 +66,9 @@ def from_database(exc: BaseException) -> DomainError | None:
     Keys are (tenant_id, ...), so a unique violation can only be about the caller's own rows;
     an RLS refusal (42501) or a dangling reference (23503) reads as "not found".
     """
-    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None) or getattr(
-        getattr(exc, "orig", None), "pgcode", None
-    )
+    sqlstate = getattr(exc, "sqlstate", None) or getattr(
+        getattr(exc, "orig", None), "sqlstate", None) or getattr(
+        getattr(exc, "orig", None), "pgcode", None)
     if sqlstate is None:
         cause = getattr(getattr(exc, "orig", None), "__cause__", None)
         sqlstate = getattr(cause, "sqlstate", None)

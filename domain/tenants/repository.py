@@ -9,6 +9,7 @@ from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.shared.db import tx_of
 from domain.tenants.models import CompanyContacts, Tenant
 
 
@@ -27,9 +28,8 @@ _MANY = "SELECT id, name, time_zone, created_at FROM tenants WHERE id = ANY($1::
 
 async def get_many(session: AsyncSession, ids: Sequence[UUID]) -> list[Tenant]:
     # Behind every `viewer { tenant }`: straight to the driver, no ORM round.
-    connection = await session.connection()
-    rows = await connection.exec_driver_sql(_MANY, (list(ids),))
-    return [Tenant(**row._mapping) for row in rows]
+    rows = await tx_of(session).fetch(_MANY, list(ids))
+    return [Tenant(**row) for row in rows]
 
 
 async def get_contacts(session: AsyncSession, tenant_id: UUID) -> CompanyContacts | None:

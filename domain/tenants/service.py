@@ -10,13 +10,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.shared.actor import Actor, Role
 from domain.shared.errors import DomainError, NotFound, Problem, ValidationFailed
 from domain.shared.models import utcnow
 from domain.tenants import repository
 from domain.tenants.models import CompanyContacts, Tenant
 from domain.users.emails import is_email
-from domain.users.models import Role
-from domain.users.service import require_role
 
 
 def check_time_zone(name: str) -> str:
@@ -79,14 +78,14 @@ def _other_contacts(value: Any, problems: list[Problem]) -> dict[str, str]:
     return contacts
 
 
-async def update_contacts(session: AsyncSession, *, actor_role: Role, tenant_id: UUID,
+async def update_contacts(session: AsyncSession, actor: Actor, *,
                           changes: Mapping[str, Any]) -> CompanyContacts:
     """Admins set the company contacts; fields left out of `changes` keep their value.
 
     `changes` may hold vp_customer_success, ceo (emails or None to clear) and other
     (an object replacing the previous extra contacts).
     """
-    require_role(actor_role, Role.ADMIN)
+    tenant_id = actor.require(Role.ADMIN).tenant_id
     problems: list[Problem] = []
     current = await repository.get_contacts(session, tenant_id)
     contacts = CompanyContacts(
@@ -113,10 +112,10 @@ async def get_contacts(session: AsyncSession, tenant_id: UUID) -> CompanyContact
     return await repository.get_contacts(session, tenant_id)
 
 
-async def update_settings(session: AsyncSession, *, actor_role: Role, tenant_id: UUID,
+async def update_settings(session: AsyncSession, actor: Actor, *,
                           time_zone: str | None = None) -> Tenant:
     """Admins change tenant settings: the IANA time zone that renewal dates are counted in."""
-    require_role(actor_role, Role.ADMIN)
+    tenant_id = actor.require(Role.ADMIN).tenant_id
     tenant = await repository.get(session, tenant_id)
     if tenant is None:
         raise NotFound("tenant not found")

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from uuid import UUID, uuid4
 
 from sqlmodel import Field, SQLModel
 
+from domain.shared.actor import Role
 from domain.shared.models import timestamp_field
 
-
-class Role(StrEnum):
-    ADMIN = "admin"
-    EDITOR = "editor"
-    VIEWER = "viewer"
+__all__ = ["Role", "User"]
 
 
 class User(SQLModel, table=True):

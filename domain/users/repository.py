@@ -33,18 +33,3 @@ async def get_many(session: AsyncSession, ids: Sequence[UUID]) -> list[User]:
 async def by_email(session: AsyncSession, email: str) -> User | None:
     rows = await session.execute(select(User).where(func.lower(User.email) == email.lower()))
     return rows.scalar_one_or_none()
-
-
-_ENTER = ("SELECT tenant_id, id, email, name, role, manager_id, created_at "
-          "FROM stepwise_enter($1, $2)")
-
-
-async def enter_as(session: AsyncSession, tenant_id: UUID, user_id: UUID) -> User | None:
-    """Set the transaction's tenant and read the calling user as stored now, in one round trip.
-
-    None if the user no longer exists in that tenant. Runs on every operation, so it goes
-    straight to the driver (see migration 0004 for the function).
-    """
-    connection = await session.connection()
-    row = (await connection.exec_driver_sql(_ENTER, (tenant_id, user_id))).first()
-    return None if row is None else User(**row._mapping)

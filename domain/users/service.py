@@ -6,18 +6,12 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.shared.errors import DomainError, Forbidden, NotFound
+from domain.shared.actor import Actor
+from domain.shared.errors import DomainError, NotFound
 from domain.users import repository
 from domain.users.emails import is_email
 from domain.users.errors import EmailTaken
 from domain.users.models import Role, User
-
-
-def require_role(actual: Role, needed: Role) -> None:
-    """Admins can do what editors can, editors what viewers can."""
-    order = [Role.VIEWER, Role.EDITOR, Role.ADMIN]
-    if order.index(actual) < order.index(needed):
-        raise Forbidden(f"this needs the {needed.value} role")
 
 
 async def create(
@@ -49,21 +43,20 @@ async def get(session: AsyncSession, user_id: UUID) -> User | None:
 
 async def create_by(
     session: AsyncSession,
+    actor: Actor,
     *,
-    actor_role: Role,
-    tenant_id: UUID,
     email: str,
     name: str,
     role: Role,
     manager_id: str | UUID | None = None,
 ) -> User:
     """A tenant admin creates a user; the manager must be a user of the same tenant."""
-    require_role(actor_role, Role.ADMIN)
+    actor.require(Role.ADMIN)
     manager: UUID | None
     try:
         manager = manager_id if manager_id is None or isinstance(manager_id, UUID) \
             else UUID(str(manager_id))
     except ValueError as exc:
         raise NotFound("no such manager", path="input.managerId") from exc
-    return await create(session, tenant_id=tenant_id, email=email, name=name, role=role,
+    return await create(session, tenant_id=actor.tenant_id, email=email, name=name, role=role,
                         manager_id=manager)

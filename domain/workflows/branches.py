@@ -8,7 +8,7 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.auth.tokens import Principal
+from domain.shared.actor import Actor, Role
 from domain.shared.errors import NotFound
 from domain.workflows import service as workflows
 from domain.workflows.models import Workflow
@@ -30,9 +30,10 @@ async def for_step(session: AsyncSession, key: str, step_id: str) -> list[dict[s
     return [b for b in step.get("chatBranches") or [] if isinstance(b, dict)]
 
 
-async def upsert(session: AsyncSession, me: Principal, workflow_id: UUID, from_step_id: str,
+async def upsert(session: AsyncSession, actor: Actor, workflow_id: UUID, from_step_id: str,
                  branch: dict[str, Any]) -> Workflow:
     """Replace the step's branch with the same id, or append it; validated like any edit."""
+    actor.require(Role.EDITOR)
     row = await workflows.writable(session, workflow_id, path="input.workflowId")
     config = copy.deepcopy(row.config)
     step = _step(config, from_step_id)
@@ -48,13 +49,14 @@ async def upsert(session: AsyncSession, me: Principal, workflow_id: UUID, from_s
         verb = "Added"
     step["chatBranches"] = existing
     return await workflows.update_workflow(
-        session, me, workflow_id, config=config,
+        session, actor, workflow_id, config=config,
         change_description=f"{verb} chat branch '{branch['id']}' on step '{from_step_id}'")
 
 
-async def remove(session: AsyncSession, me: Principal, workflow_id: UUID, from_step_id: str,
+async def remove(session: AsyncSession, actor: Actor, workflow_id: UUID, from_step_id: str,
                  branch_id: str) -> Workflow:
     """Drop one branch of a step (a new version); the rest of the config must stay valid."""
+    actor.require(Role.EDITOR)
     row = await workflows.writable(session, workflow_id, path="workflowId")
     config = copy.deepcopy(row.config)
     step = _step(config, from_step_id)
@@ -66,5 +68,5 @@ async def remove(session: AsyncSession, me: Principal, workflow_id: UUID, from_s
         raise NotFound(f"step '{from_step_id}' has no branch '{branch_id}'", path="branchId")
     step["chatBranches"] = kept
     return await workflows.update_workflow(
-        session, me, workflow_id, config=config,
+        session, actor, workflow_id, config=config,
         change_description=f"Removed chat branch '{branch_id}' from step '{from_step_id}'")

@@ -24,10 +24,12 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from domain.shared.db import tx_of
 from domain.users.models import User
 from domain.workflows.listing import SUMMARY_COLUMNS, WorkflowFilter, WorkflowOrder, WorkflowSummary
 from domain.workflows.models import Workflow, WorkflowVersion
@@ -35,6 +37,7 @@ from domain.workflows.models import Workflow, WorkflowVersion
 _SET_ACTOR = text("SELECT set_config('app.user_id', :user, true), "
                   "set_config('app.change_description', :description, true)")
 W = Workflow
+_DIALECT = asyncpg_dialect.dialect()
 
 
 async def set_actor(session: AsyncSession, user_id: UUID | None, description: str | None) -> None:
@@ -159,10 +162,8 @@ async def _run_list(session: AsyncSession, shape: tuple[Any, ...], params: dict[
                     ) -> list[Any]:
     # Straight to the driver: this runs on every list request, and the statement is fixed per
     # shape, so SQLAlchemy's per-execution work (cache key, result processing) buys nothing.
-    connection = await session.connection()
-    sql, names = _list_sql(shape, connection.dialect)
-    result = await connection.exec_driver_sql(sql, tuple(params[name] for name in names))
-    return list(result.all())
+    sql, names = _list_sql(shape, _DIALECT)
+    return await tx_of(session).fetch(sql, *(params[name] for name in names))
 
 
 async def list_page(session: AsyncSession, spec: WorkflowFilter, order: WorkflowOrder, *,

@@ -10,8 +10,8 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.auth.tokens import Principal
 from domain.saved_actions import service as saved_actions
+from domain.shared.actor import Actor, Role
 from domain.shared.errors import DomainError, Problem, ValidationFailed
 from domain.shared.models import utcnow
 from domain.shared.pagination import Page, decode_cursor, encode_cursor, page_size
@@ -122,29 +122,30 @@ def _check_name(name: str, *, path: str) -> str:
     return cleaned
 
 
-async def create_workflow(session: AsyncSession, me: Principal, *, key: str, name: str,
+async def create_workflow(session: AsyncSession, actor: Actor, *, key: str, name: str,
                           description: str | None, config: Any, tags: list[str] | None = None,
                           is_template: bool = False, cloned_from: UUID | None = None,
                           change_description: str = "Created", path: str = "input"
                           ) -> Workflow:
     """A tenant workflow and its version 1, or nothing when anything is wrong."""
+    actor.require(Role.EDITOR)
     if not KEY.match(key):
         raise DomainError("keys are 1-64 lowercase letters, digits, - or _, starting with a "
                           "letter or digit", path=f"{path}.key", code="INVALID_KEY")
     name = _check_name(name, path=f"{path}.name")
     tags = clean_tags(tags, path=f"{path}.tags")
     bound = await checked_config(session, config, key=key)
-    taken = await repository.own_by_key(session, me.tenant_id, key)
+    taken = await repository.own_by_key(session, actor.tenant_id, key)
     if taken is not None:
         hint = " (deleted: restore it or pick another key)" if taken.deleted_at else ""
         raise KeyTaken(f"this tenant already has a workflow {key!r}{hint}", path=f"{path}.key")
-    await repository.set_actor(session, me.user_id, change_description)
+    await repository.set_actor(session, actor.user_id, change_description)
     return await repository.add(session, {
-        "tenant_id": me.tenant_id, "key": key, "name": name,
+        "tenant_id": actor.tenant_id, "key": key, "name": name,
         "description": _text(description, path=f"{path}.description"),
         "version": bound["version"], "tags": tags,
         "config": bound, "is_core": False, "is_template": is_template,
-        "created_by": me.user_id, "cloned_from": cloned_from,
+        "created_by": actor.user_id, "cloned_from": cloned_from,
     })
 
 
@@ -161,12 +162,13 @@ async def writable(session: AsyncSession, workflow_id: UUID, *, path: str,
     return row
 
 
-async def update_workflow(session: AsyncSession, me: Principal, workflow_id: UUID, *,
+async def update_workflow(session: AsyncSession, actor: Actor, workflow_id: UUID, *,
                           name: str | None = None, description: str | None = None,
                           config: Any = None, tags: list[str] | None = None,
                           is_template: bool | None = None, change_description: str | None = None,
                           ) -> Workflow:
     """Apply the given fields; only a config that really changes makes a version (trigger)."""
+    actor.require(Role.EDITOR)
     row = await writable(session, workflow_id, path="input.id")
     values: dict[str, Any] = {}
     if name is not None:
@@ -184,28 +186,30 @@ async def update_workflow(session: AsyncSession, me: Principal, workflow_id: UUI
     if not values:
         return row
     why = _text(change_description, path="input.changeDescription", limit=500) or "Updated"
-    await repository.set_actor(session, me.user_id, why)
+    await repository.set_actor(session, actor.user_id, why)
     changed = await repository.change(session, row.id, values)
     if changed is None:
         raise WorkflowNotFound("no such workflow", path="input.id")
     return changed
 
 
-async def soft_delete(session: AsyncSession, me: Principal, workflow_id: UUID) -> Workflow:
+async def soft_delete(session: AsyncSession, actor: Actor, workflow_id: UUID) -> Workflow:
+    actor.require(Role.EDITOR)
     row = await writable(session, workflow_id, path="id", allow_deleted=True)
     if row.deleted_at is not None:
         return row
-    await repository.set_actor(session, me.user_id, None)
+    await repository.set_actor(session, actor.user_id, None)
     changed = await repository.change(session, row.id, {"deleted_at": utcnow()})
     assert changed is not None
     return changed
 
 
-async def restore(session: AsyncSession, me: Principal, workflow_id: UUID) -> Workflow:
+async def restore(session: AsyncSession, actor: Actor, workflow_id: UUID) -> Workflow:
+    actor.require(Role.EDITOR)
     row = await writable(session, workflow_id, path="id", allow_deleted=True)
     if row.deleted_at is None:
         return row
-    await repository.set_actor(session, me.user_id, None)
+    await repository.set_actor(session, actor.user_id, None)
     changed = await repository.change(session, row.id, {"deleted_at": None})
     assert changed is not None
     return changed

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.auth.tokens import Principal
+from domain.shared.actor import Actor, Role
 from domain.shared.errors import Problem, ValidationFailed
 from domain.workflows import service as workflows
 from domain.workflows.errors import WorkflowDeleted, WorkflowNotFound
@@ -18,16 +18,17 @@ FORMAT = "stepwise.workflow"
 FORMAT_VERSION = 1
 
 
-async def clone(session: AsyncSession, me: Principal, source_id: UUID, *, key: str,
+async def clone(session: AsyncSession, actor: Actor, source_id: UUID, *, key: str,
                 name: str | None) -> Workflow:
     """A new tenant workflow from a template, a core workflow or one of the tenant's own."""
+    actor.require(Role.EDITOR)
     source = await workflows.get(session, source_id)
     if source is None:
         raise WorkflowNotFound("no such workflow", path="input.sourceId")
     if source.deleted_at is not None:
         raise WorkflowDeleted("a deleted workflow cannot be cloned", path="input.sourceId")
     return await workflows.create_workflow(
-        session, me, key=key, name=name or source.name, description=source.description,
+        session, actor, key=key, name=name or source.name, description=source.description,
         config=source.config, tags=list(source.tags), is_template=False, cloned_from=source.id,
         change_description=f"Cloned from {source.key} version {source.latest_version}",
     )
@@ -67,9 +68,10 @@ def read_document(document: Any) -> list[Problem]:
     return problems
 
 
-async def import_document(session: AsyncSession, me: Principal, document: Any, *,
+async def import_document(session: AsyncSession, actor: Actor, document: Any, *,
                           key: str | None) -> Workflow:
     """Create a tenant workflow from an exported document; `key` overrides the document's."""
+    actor.require(Role.EDITOR)
     problems = read_document(document)
     if problems:
         raise ValidationFailed(problems)
@@ -78,7 +80,7 @@ async def import_document(session: AsyncSession, me: Principal, document: Any, *
     if not isinstance(chosen, str):
         raise ValidationFailed([Problem("REQUIRED", "give a key", "key")])
     return await workflows.create_workflow(
-        session, me, key=chosen, name=document.get("name") or config.get("name") or chosen,
+        session, actor, key=chosen, name=document.get("name") or config.get("name") or chosen,
         description=document.get("description", config.get("description")),
         config=config, tags=document.get("tags") or [],
         is_template=bool(document.get("isTemplate", False)),

@@ -6,7 +6,7 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.auth.tokens import Principal
+from domain.shared.actor import Actor, Role
 from domain.shared.errors import DomainError, NotFound
 from domain.shared.pagination import Page, decode_cursor, encode_cursor, page_size
 from domain.workflows import repository
@@ -59,24 +59,26 @@ async def compare(session: AsyncSession, workflow_id: UUID, from_version: int, t
     return diff_configs(old.config, new.config)
 
 
-async def rollback(session: AsyncSession, me: Principal, workflow_id: UUID, to_version: int
+async def rollback(session: AsyncSession, actor: Actor, workflow_id: UUID, to_version: int
                    ) -> Workflow:
     """A new version whose config equals `to_version` (a no-op when it already does)."""
+    actor.require(Role.EDITOR)
     row = await workflows.writable(session, workflow_id, path="id")
     target = await repository.version(session, workflow_id, to_version)
     if target is None:
         raise NotFound(f"version {to_version} does not exist", path="toVersion")
     bound = await workflows.checked_config(session, target.config, key=row.key)
-    await repository.set_actor(session, me.user_id, f"Rolled back to version {to_version}")
+    await repository.set_actor(session, actor.user_id, f"Rolled back to version {to_version}")
     changed = await repository.change(session, row.id, {"config": bound,
                                                         "version": bound["version"]})
     assert changed is not None
     return changed
 
 
-async def tag(session: AsyncSession, me: Principal, workflow_id: UUID, number: int, name: str
+async def tag(session: AsyncSession, actor: Actor, workflow_id: UUID, number: int, name: str
               ) -> WorkflowVersion:
     """Put a tag ("production", "v1.2.0") on a version; it leaves any other version."""
+    actor.require(Role.EDITOR)
     await workflows.writable(session, workflow_id, path="id", allow_deleted=True)
     name = name.strip()
     workflows.clean_tags([name], path="tag")
