@@ -16,6 +16,8 @@ import math
 from datetime import UTC, date, datetime, time, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from domain.shared import clock as shared_clock
+
 
 def zone(name: str | None) -> tzinfo:
     """The tenant's zone; UTC when unset or unknown (the setting is validated on write)."""
@@ -28,8 +30,8 @@ def zone(name: str | None) -> tzinfo:
 
 
 def clock() -> datetime:
-    """The current time (the only place the clock is read; tests pin it here)."""
-    return datetime.now(UTC)
+    """The current time, from the one clock (domain.shared.clock: controllable in tests)."""
+    return shared_clock.now()
 
 
 def aware_now(now: datetime | None) -> datetime:

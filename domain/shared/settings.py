@@ -13,6 +13,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR = PROJECT_ROOT / ".data"
 APP_ROLE = "stepwise_app"
 OWNER_ROLE = "stepwise_owner"
+# The worker reaches the job engine (schema `jobs`) as this role; the app role cannot.
+JOBS_ROLE = "stepwise_jobs"
+JOBS_SCHEMA = "jobs"
 
 
 def _split(value: str) -> list[str]:

@@ -1,0 +1,13 @@
+"""Jobs as part of a transaction: deferred with the state change, or not at all."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.jobs import repository
+from domain.jobs.models import Job
+
+
+async def defer(session: AsyncSession, *jobs: Job) -> None:
+    """Queue `jobs` in the current transaction: they exist only if it commits."""
+    await repository.defer_many(session, list(jobs))
