@@ -273,10 +273,9 @@ def client() -> AsyncAnthropic:
     if _client is None or _client[0] is not loop:
         from anthropic import AsyncAnthropic
 
-        settings = config()
-        _client = (loop, AsyncAnthropic(api_key=settings.api_key, base_url=settings.base_url,
-                                        timeout=settings.timeout,
-                                        max_retries=settings.max_retries))
+        current = config()
+        _client = (loop, AsyncAnthropic(api_key=current.api_key, base_url=current.base_url,
+                                        timeout=current.timeout, max_retries=current.max_retries))
     return _client[1]
 
 
