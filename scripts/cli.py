@@ -140,6 +140,19 @@ def serve(
                 reload=reload, log_level="info", proxy_headers=True)
 
 
+@app.command("fake-llm")
+def fake_llm(host: str = typer.Option("127.0.0.1", "--host"),
+             port: int = typer.Option(8765, "--port")) -> None:
+    """Serve the local fake of Anthropic's Messages API (offline demos; see scripts/fake_llm.py)."""
+    import uvicorn
+
+    from scripts.fake_llm import create_app
+
+    typer.echo(f"export ANTHROPIC_BASE_URL=http://{host}:{port}")
+    typer.echo("export ANTHROPIC_API_KEY=fake  # the fake accepts any key")
+    uvicorn.run(create_app(), host=host, port=port, log_level="warning")
+
+
 def main() -> None:
     try:
         app()

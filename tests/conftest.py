@@ -21,6 +21,8 @@ from domain.shared.settings import Settings
 from schema.app import create_app
 from tests.factories import GraphQLClient
 
+pytest_plugins = ["tests.fake_llm_fixtures"]
+
 
 def _server_url() -> str:
     configured = os.environ.get("DATABASE_URL")

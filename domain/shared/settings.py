@@ -63,6 +63,8 @@ class Settings:
     app_password: str | None = None
     cors_origins: list[str] = field(default_factory=list)
     llm_model: str = "claude-sonnet-4-5"
+    llm_timeout: float = 60.0  # seconds per attempt; the SDK's default of 10 minutes hangs a run
+    llm_max_retries: int = 2  # the SDK retries 408/409/429/5xx and connection errors itself
     pool_size: int = 10
     max_query_depth: int = 12
     max_aliases: int = 30
@@ -85,5 +87,7 @@ class Settings:
             app_password=password,
             cors_origins=_split(os.environ.get("STEPWISE_CORS_ORIGINS", "")),
             llm_model=os.environ.get("STEPWISE_LLM_MODEL", "claude-sonnet-4-5"),
+            llm_timeout=float(os.environ.get("STEPWISE_LLM_TIMEOUT", "60")),
+            llm_max_retries=int(os.environ.get("STEPWISE_LLM_MAX_RETRIES", "2")),
             pool_size=int(os.environ.get("STEPWISE_DB_POOL_SIZE", "10")),
         )
