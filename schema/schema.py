@@ -27,6 +27,7 @@ MODULES = (
     "schema.workflows",
     "schema.workflow_mutations",
     "schema.saved_actions",
+    "schema.runs",
 )
 _loaded = [importlib.import_module(name) for name in MODULES]
 QUERIES: tuple[type, ...] = tuple(m.Query for m in _loaded if hasattr(m, "Query"))

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from domain.context import dates
 from domain.context.dates import days_until, hours_until, renewal_figures, zone
+from domain.shared import clock as shared_clock
 from tests.factories import counting, make_tenant, make_user
 from tests.factories_customers import contract, set_contacts, upsert_customer
 
@@ -144,7 +144,7 @@ class TestDateArithmetic:
             def now(cls, tz=None):  # type: ignore[no-untyped-def, override]
                 return next(readings)
 
-        monkeypatch.setattr(dates, "datetime", Ticking)
+        monkeypatch.setattr(shared_clock, "datetime", Ticking)
         assert renewal_figures(date(2026, 5, 2), UTC) == {
             "daysUntilRenewal": 1, "hoursUntilRenewal": 0, "daysOverdue": 0}
 

@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from domain.context import builder, dates
+from domain.context import builder
 from domain.customers import repository as customers_repository
+from domain.shared import clock as shared_clock
 from domain.shared.db import owner_transaction
 from tests.factories import make_tenant, make_user
 from tests.factories_customers import set_contacts, upsert_customer
@@ -64,7 +65,7 @@ async def test_one_clock_reading_per_batch(gql, settings, monkeypatch) -> None:
         def now(cls, tz=None):  # type: ignore[no-untyped-def, override]
             return next(readings)
 
-    monkeypatch.setattr(dates, "datetime", Ticking)
+    monkeypatch.setattr(shared_clock, "datetime", Ticking)
     async with owner_transaction(settings.database_url, tenant_id=tenant.id) as session:
         many = await builder.build_many(
             session, await customers_repository.get_many(session, ids))

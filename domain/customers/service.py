@@ -187,3 +187,7 @@ async def page(session: AsyncSession, *, first: int | None, after: str | None,
     items = rows[:size]
     return Page(items=items, cursors=[encode_cursor([c.name, str(c.id)]) for c in items],
                 has_next=len(rows) > size, total=total, has_previous=position is not None)
+
+
+async def get_many(session: AsyncSession, ids: list[UUID]) -> list[Customer]:
+    return await repository.get_many(session, ids)

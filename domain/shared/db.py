@@ -130,6 +130,13 @@ class Tx:
         self._broken = False
         self._open = False
 
+    @property
+    def acting(self) -> Actor:
+        """Who acts in this transaction (set once it entered a tenant)."""
+        if self.actor is None:
+            raise RuntimeError("this transaction acts for no tenant")
+        return self.actor
+
     # Serialisation
 
     async def serialised(self, work: Callable[[], Awaitable[T]]) -> T:

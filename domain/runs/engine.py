@@ -1,0 +1,280 @@
+"""The run engine: one locked run, one transaction, the pinned version's config interpreted.
+
+Every edge calls the same engine inside its tenant transaction (a resolver with the CSM as
+Actor, a worker job with the system): `load` locks the run row, so all work on one run is
+serialised and events get gapless sequence numbers (commit order is seq order); steps
+advance in memory until the run waits (a person, a timer, the worker for I/O) or ends;
+`save` writes the run, its step records, events, timers, outbox rows and jobs in a handful
+of statements. Steps that need I/O (an LLM call) are never run here: they are queued as a
+job and finished by `domain/runs/work.py` in a later transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.context import builder
+from domain.jobs import service as jobs
+from domain.jobs.models import Job
+from domain.notifications import service as notifications
+from domain.runs import repository
+from domain.runs.errors import RunNotFound
+from domain.runs.models import Run, RunEvent, RunStatus, RunStep, RunTimer, StepStatus
+from domain.shared import clock
+from domain.shared.actor import Actor
+from domain.tenants import repository as tenants_repository
+
+# A run may pass this many steps in one transaction without waiting: a routing loop that
+# never waits (allowRevisit) would otherwise spin forever.
+MAX_HOPS = 100
+PENDING_NEXT = "_pendingNext"  # where a paused run continues (context key)
+_END = "__end__"
+
+
+class Wait:
+    """The run stops here: it waits for a person, a timer or the worker."""
+
+
+WAIT = Wait()
+Next = str | None | Wait  # a step id to enter, None to end the run, or WAIT
+
+
+@dataclass
+class Work:
+    """One transaction's work on one locked run."""
+
+    session: AsyncSession
+    actor: Actor
+    run: Run
+    config: dict[str, Any]
+    steps: dict[str, RunStep]
+    now: datetime
+    events: list[RunEvent] = field(default_factory=list)
+    dirty: set[str] = field(default_factory=set)
+    jobs: list[Job] = field(default_factory=list)
+    timers: list[RunTimer] = field(default_factory=list)
+    cancelled_timers: list[UUID] = field(default_factory=list)
+    firing: notifications.Firing | None = None
+    _customer: dict[str, Any] | None = None
+    _time_zone: str | None = None
+
+    def emit(self, event_type: str, step_id: str | None = None, /, **payload: Any) -> None:
+        self.run.next_seq += 1
+        self.events.append(RunEvent(tenant_id=self.run.tenant_id, run_id=self.run.id,
+                                    seq=self.run.next_seq, type=event_type, step_id=step_id,
+                                    payload=payload, at=self.now))
+
+    def step_config(self, step_id: str | None) -> dict[str, Any] | None:
+        for step in self.config.get("steps", []):
+            if isinstance(step, dict) and step.get("id") == step_id:
+                return step
+        return None
+
+    def record(self, step_id: str, step_type: str) -> RunStep:
+        found = self.steps.get(step_id)
+        if found is None:
+            found = self.steps[step_id] = RunStep(
+                tenant_id=self.run.tenant_id, run_id=self.run.id, step_id=step_id,
+                step_type=step_type, status=StepStatus.QUEUED.value)
+        self.dirty.add(step_id)
+        return found
+
+    def defer(self, job: Job) -> None:
+        self.jobs.append(job)
+
+    def job(self, task: str, **args: Any) -> Job:
+        return Job(task, self.run.tenant_id, {"run_id": str(self.run.id), **args})
+
+    async def customer_context(self) -> dict[str, Any]:
+        if self._customer is None:
+            self._customer = await builder.build(self.session, self.run.customer_id,
+                                                 now=self.now)
+        return self._customer
+
+    async def context(self) -> dict[str, Any]:
+        """What templates see: the customer's context plus vars, steps and run (M18)."""
+        return builder.with_run(await self.customer_context(), variables=self.run.variables,
+                                steps=self.run.context.get("steps", {}), run=run_root(self.run))
+
+    async def time_zone(self) -> str | None:
+        if self._time_zone is None:
+            found = await tenants_repository.get_many(self.session, [self.run.tenant_id])
+            self._time_zone = found[0].time_zone if found else "UTC"
+        return self._time_zone
+
+    def notifier(self) -> notifications.Firing:
+        if self.firing is None:
+            self.firing = notifications.Firing(
+                self.session, tenant_id=self.run.tenant_id, run_id=self.run.id,
+                workflow_key=self.run.workflow_key, now=self.now)
+        return self.firing
+
+
+def run_root(run: Run) -> dict[str, Any]:
+    """The `run` root of templates."""
+    return {"id": str(run.id), "status": run.status, "workflowKey": run.workflow_key,
+            "workflowVersion": run.workflow_version, "trigger": run.trigger,
+            "startedAt": run.started_at.isoformat() if run.started_at else None,
+            "parentRunId": str(run.parent_run_id) if run.parent_run_id else None}
+
+
+async def load(session: AsyncSession, actor: Actor, run_id: UUID, *,
+               path: str | None = "runId") -> Work:
+    """Lock the run and load what work on it needs; RunNotFound if it is not the tenant's."""
+    run = await repository.lock(session, run_id)
+    if run is None:
+        raise RunNotFound(path=path)
+    config = await repository.version_config(session, run.workflow_id, run.workflow_version)
+    if config is None:  # the version FK makes this impossible
+        raise RunNotFound(path=path)
+    steps = await repository.steps(session, run.id)
+    return Work(session=session, actor=actor, run=run, config=config, steps=steps,
+                now=clock.now())
+
+
+async def save(work: Work) -> None:
+    """Write everything the work changed (one statement per kind)."""
+    session, now = work.session, work.now
+    await repository.save(session, work.run, now=now)
+    await repository.save_steps(session, [work.steps[s] for s in sorted(work.dirty)], now=now)
+    await repository.append_events(session, work.events)
+    await repository.insert_timers(session, work.timers)
+    await repository.set_timer_status(session, work.cancelled_timers, "cancelled", now=now)
+    if work.firing is not None:
+        await work.firing.flush()
+    await jobs.defer(session, *work.jobs)
+    work.events, work.dirty, work.jobs, work.timers, work.cancelled_timers = [], set(), [], [], []
+
+
+# Moving through steps
+
+
+def default_next(step: Mapping[str, Any]) -> str | None:
+    routing = step.get("routing")
+    if isinstance(routing, Mapping) and isinstance(routing.get("defaultRoute"), str):
+        return str(routing["defaultRoute"])
+    return None
+
+
+async def go_to(work: Work, step_id: str | None) -> None:
+    """Enter `step_id` and keep going until the run waits or ends (None: it ends now)."""
+    from domain.runs.steps import enter  # steps build on this module
+
+    hops = 0
+    target: Next = step_id
+    while not isinstance(target, Wait):
+        if work.run.status == RunStatus.PAUSED:
+            # Pause takes effect at the step boundary: resume continues from here.
+            work.run.context = {**work.run.context, PENDING_NEXT: target or _END}
+            return
+        if target is None:
+            complete_run(work)
+            return
+        hops += 1
+        if hops > MAX_HOPS:
+            fail_run(work, f"more than {MAX_HOPS} steps without waiting (a routing loop?)",
+                     code="TOO_MANY_STEPS")
+            return
+        target = await enter(work, target)
+
+
+async def continue_pending(work: Work) -> bool:
+    """After a resume: continue where a pause stopped the run, if it stopped between steps."""
+    pending = work.run.context.get(PENDING_NEXT)
+    if pending is None:
+        return False
+    work.run.context = {k: v for k, v in work.run.context.items() if k != PENDING_NEXT}
+    await go_to(work, None if pending == _END else str(pending))
+    return True
+
+
+def set_output(work: Work, record: RunStep, output: Any) -> None:
+    record.output = output
+    steps = dict(work.run.context.get("steps", {}))
+    steps[record.step_id] = {"output": output, "status": record.status}
+    work.run.context = {**work.run.context, "steps": steps}
+
+
+def complete_step(work: Work, record: RunStep, output: Any, **payload: Any) -> None:
+    record.status = StepStatus.COMPLETED.value
+    record.finished_at = work.now
+    record.error = None
+    work.dirty.add(record.step_id)
+    set_output(work, record, output)
+    work.emit("step_completed", record.step_id, **payload)
+
+
+def cancel_timers(work: Work, timers: list[RunTimer]) -> None:
+    work.cancelled_timers += [t.id for t in timers]
+
+
+def schedule_resume(work: Work, *, fire_at: datetime, return_to: str | None,
+                    reason: str) -> RunTimer:
+    timer = RunTimer(tenant_id=work.run.tenant_id, id=uuid.uuid4(), run_id=work.run.id,
+                     kind="resume", fire_at=fire_at,
+                     payload={"returnToStep": return_to, "reason": reason})
+    work.timers.append(timer)
+    return timer
+
+
+def _finish(work: Work, status: RunStatus) -> None:
+    work.run.status = status.value
+    work.run.finished_at = work.now
+    work.run.paused_status = None
+
+
+def complete_run(work: Work) -> None:
+    _finish(work, RunStatus.COMPLETED)
+    work.emit("run_completed", work.run.current_step_id)
+
+
+def fail_run(work: Work, message: str, *, code: str = "STEP_FAILED",
+             record: RunStep | None = None) -> None:
+    if record is not None:
+        record.status = StepStatus.FAILED.value
+        record.error = message
+        record.finished_at = work.now
+        work.dirty.add(record.step_id)
+        work.emit("step_failed", record.step_id, code=code, error=message)
+    work.run.error = message
+    _finish(work, RunStatus.FAILED)
+    work.emit("run_failed", work.run.current_step_id, code=code, error=message)
+
+
+async def start(session: AsyncSession, actor: Actor, *, workflow_id: UUID, workflow_key: str,
+                version: int, config: dict[str, Any], customer_id: UUID,
+                variables: dict[str, Any], trigger: str, parent_run_id: UUID | None = None,
+                renewal_date: date | None = None, advance: bool = True) -> Work:
+    """Insert the run and (unless `advance` is False: the scan leaves that to the worker)
+    enter its first step."""
+    now = clock.now()
+    run = await repository.insert(
+        session, tenant_id=actor.tenant_id, workflow_id=workflow_id, workflow_key=workflow_key,
+        workflow_version=version, customer_id=customer_id, variables=variables,
+        trigger=trigger, started_by=actor.user_id, parent_run_id=parent_run_id,
+        renewal_date=renewal_date, now=now)
+    work = Work(session=session, actor=actor, run=run, config=config, steps={}, now=now)
+    work.emit("run_created", None, trigger=trigger, workflowKey=workflow_key,
+              workflowVersion=version,
+              startedBy=str(actor.user_id) if actor.user_id else None,
+              parentRunId=str(parent_run_id) if parent_run_id else None)
+    if advance:
+        await begin(work)
+    return work
+
+
+async def begin(work: Work) -> None:
+    """A pending run starts at its first step."""
+    work.run.status = RunStatus.RUNNING.value
+    work.run.started_at = work.now
+    work.emit("run_started")
+    steps = work.config.get("steps") or []
+    first = steps[0].get("id") if steps and isinstance(steps[0], dict) else None
+    await go_to(work, first if isinstance(first, str) else None)

@@ -1,0 +1,236 @@
+"""Every query for runs, their steps, events and timers (straight to the driver: hot path)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.runs.models import Run, RunEvent, RunFilter, RunStep, RunTimer
+from domain.shared.db import tx_of
+
+_RUN_COLUMNS = ("tenant_id, id, workflow_id, workflow_key, workflow_version, customer_id, "
+                "status, current_step_id, variables, context, trigger, started_by, "
+                "parent_run_id, renewal_date, paused_status, error, next_seq, created_at, "
+                "updated_at, started_at, finished_at")
+_STEP_COLUMNS = ("tenant_id, run_id, step_id, step_type, status, attempts, input, output, "
+                 "error, started_at, finished_at, created_at, updated_at")
+
+
+def _run(row: Any) -> Run:
+    return Run(**dict(row))
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+async def insert(session: AsyncSession, *, tenant_id: UUID, workflow_id: UUID,
+                 workflow_key: str, workflow_version: int, customer_id: UUID,
+                 variables: dict[str, Any], trigger: str, started_by: UUID | None,
+                 parent_run_id: UUID | None, renewal_date: Any, now: datetime) -> Run:
+    row = await tx_of(session).fetchrow(
+        f"INSERT INTO runs (tenant_id, workflow_id, workflow_key, workflow_version, customer_id, "
+        f"variables, trigger, started_by, parent_run_id, renewal_date, created_at, updated_at) "
+        f"VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $11) "
+        f"RETURNING {_RUN_COLUMNS}",
+        tenant_id, workflow_id, workflow_key, workflow_version, customer_id, _dumps(variables),
+        trigger, started_by, parent_run_id, renewal_date, now)
+    assert row is not None
+    return _run(row)
+
+
+async def lock(session: AsyncSession, run_id: UUID) -> Run | None:
+    """The run, row-locked until the transaction ends: all work on one run is serialised."""
+    row = await tx_of(session).fetchrow(
+        f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = $1 FOR UPDATE", run_id)
+    return None if row is None else _run(row)
+
+
+async def get(session: AsyncSession, run_id: UUID) -> Run | None:
+    row = await tx_of(session).fetchrow(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = $1", run_id)
+    return None if row is None else _run(row)
+
+
+async def get_many(session: AsyncSession, run_ids: Sequence[UUID]) -> list[Run]:
+    rows = await tx_of(session).fetch(
+        f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ANY($1::uuid[])", list(run_ids))
+    return [_run(row) for row in rows]
+
+
+async def active_for(session: AsyncSession, customer_id: UUID, workflow_key: str
+                     ) -> UUID | None:
+    value: UUID | None = await tx_of(session).fetchval(
+        "SELECT id FROM runs WHERE customer_id = $1 AND workflow_key = $2 "
+        "AND status IN ('pending', 'running', 'waiting', 'paused')", customer_id, workflow_key)
+    return value
+
+
+async def save(session: AsyncSession, run: Run, *, now: datetime) -> None:
+    await tx_of(session).execute(
+        "UPDATE runs SET status = $2, current_step_id = $3, context = $4::jsonb, "
+        "paused_status = $5, error = $6, next_seq = $7, updated_at = $8, started_at = $9, "
+        "finished_at = $10 WHERE id = $1",
+        run.id, run.status, run.current_step_id, _dumps(run.context), run.paused_status,
+        run.error, run.next_seq, now, run.started_at, run.finished_at)
+
+
+# Steps
+
+
+async def steps(session: AsyncSession, run_id: UUID) -> dict[str, RunStep]:
+    rows = await tx_of(session).fetch(
+        f"SELECT {_STEP_COLUMNS} FROM run_steps WHERE run_id = $1", run_id)
+    return {row["step_id"]: RunStep(**dict(row)) for row in rows}
+
+
+async def steps_many(session: AsyncSession, run_ids: Sequence[UUID]) -> list[RunStep]:
+    rows = await tx_of(session).fetch(
+        f"SELECT {_STEP_COLUMNS} FROM run_steps WHERE run_id = ANY($1::uuid[]) "
+        "ORDER BY run_id, started_at NULLS LAST, created_at", list(run_ids))
+    return [RunStep(**dict(row)) for row in rows]
+
+
+async def save_steps(session: AsyncSession, items: Sequence[RunStep], *, now: datetime) -> None:
+    """Insert or update the given step records in one statement."""
+    if not items:
+        return
+    await tx_of(session).execute(
+        "INSERT INTO run_steps (tenant_id, run_id, step_id, step_type, status, attempts, input, "
+        "output, error, started_at, finished_at, created_at, updated_at) "
+        "SELECT s.tenant_id, s.run_id, s.step_id, s.step_type, s.status, s.attempts, "
+        "s.input::jsonb, s.output::jsonb, s.error, s.started_at, s.finished_at, $2, $2 "
+        "FROM jsonb_to_recordset($1::jsonb) AS s(tenant_id uuid, run_id uuid, step_id text, "
+        "step_type text, status text, attempts int, input text, output text, error text, "
+        "started_at timestamptz, finished_at timestamptz) "
+        "ON CONFLICT (tenant_id, run_id, step_id) DO UPDATE SET step_type = excluded.step_type, "
+        "status = excluded.status, attempts = excluded.attempts, input = excluded.input, "
+        "output = excluded.output, error = excluded.error, started_at = excluded.started_at, "
+        "finished_at = excluded.finished_at, updated_at = excluded.updated_at",
+        _dumps([{
+            "tenant_id": step.tenant_id, "run_id": step.run_id, "step_id": step.step_id,
+            "step_type": step.step_type, "status": step.status, "attempts": step.attempts,
+            "input": None if step.input is None else _dumps(step.input),
+            "output": None if step.output is None else _dumps(step.output),
+            "error": step.error,
+            "started_at": step.started_at.isoformat() if step.started_at else None,
+            "finished_at": step.finished_at.isoformat() if step.finished_at else None,
+        } for step in items]), now)
+
+
+# Events (append-only)
+
+
+async def append_events(session: AsyncSession, events: Sequence[RunEvent]) -> None:
+    if not events:
+        return
+    await tx_of(session).execute(
+        "INSERT INTO run_events (tenant_id, run_id, seq, type, step_id, payload, at) "
+        "SELECT e.tenant_id, e.run_id, e.seq, e.type, e.step_id, e.payload, e.at "
+        "FROM jsonb_to_recordset($1::jsonb) AS e(tenant_id uuid, run_id uuid, seq int, "
+        "type text, step_id text, payload jsonb, at timestamptz)",
+        _dumps([{"tenant_id": e.tenant_id, "run_id": e.run_id, "seq": e.seq, "type": e.type,
+                 "step_id": e.step_id, "payload": e.payload, "at": e.at.isoformat()}
+                for e in events]))
+
+
+async def events(session: AsyncSession, run_id: UUID, *, after_seq: int, limit: int
+                 ) -> list[RunEvent]:
+    rows = await tx_of(session).fetch(
+        "SELECT tenant_id, run_id, seq, type, step_id, payload, at FROM run_events "
+        "WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3", run_id, after_seq, limit)
+    return [RunEvent(**dict(row)) for row in rows]
+
+
+# Timers
+
+
+async def insert_timers(session: AsyncSession, timers: Sequence[RunTimer]) -> None:
+    for timer in timers:
+        await tx_of(session).execute(
+            "INSERT INTO run_timers (tenant_id, id, run_id, kind, fire_at, payload) "
+            "VALUES ($1, $2, $3, $4, $5, $6::jsonb)",
+            timer.tenant_id, timer.id, timer.run_id, timer.kind, timer.fire_at,
+            _dumps(timer.payload))
+
+
+async def lock_timer(session: AsyncSession, timer_id: UUID) -> RunTimer | None:
+    row = await tx_of(session).fetchrow(
+        "SELECT tenant_id, id, run_id, kind, fire_at, payload, status, fired_at "
+        "FROM run_timers WHERE id = $1 FOR UPDATE", timer_id)
+    return None if row is None else RunTimer(**dict(row))
+
+
+async def pending_timers(session: AsyncSession, run_id: UUID) -> list[RunTimer]:
+    rows = await tx_of(session).fetch(
+        "SELECT tenant_id, id, run_id, kind, fire_at, payload, status, fired_at "
+        "FROM run_timers WHERE run_id = $1 AND status = 'pending' ORDER BY fire_at", run_id)
+    return [RunTimer(**dict(row)) for row in rows]
+
+
+async def set_timer_status(session: AsyncSession, timer_ids: Sequence[UUID], status: str, *,
+                           now: datetime) -> None:
+    if timer_ids:
+        await tx_of(session).execute(
+            "UPDATE run_timers SET status = $2, fired_at = CASE WHEN $2 = 'fired' THEN $3 "
+            "ELSE fired_at END, updated_at = $3 WHERE id = ANY($1::uuid[])",
+            list(timer_ids), status, now)
+
+
+# Versions (immutable: cached per process; the run row, read under RLS, says which)
+
+_configs: dict[tuple[UUID, int], dict[str, Any]] = {}
+
+
+async def version_config(session: AsyncSession, workflow_id: UUID, number: int
+                         ) -> dict[str, Any] | None:
+    key = (workflow_id, number)
+    found = _configs.get(key)
+    if found is None:
+        found = await tx_of(session).fetchval(
+            "SELECT config FROM workflow_versions WHERE workflow_id = $1 AND number = $2",
+            workflow_id, number)
+        if found is None:
+            return None
+        if len(_configs) > 4096:
+            _configs.clear()
+        _configs[key] = found
+    return found
+
+
+# Listing
+
+
+def _filter_sql(spec: RunFilter, args: list[Any]) -> str:
+    conditions = ["TRUE"]
+    if spec.statuses:
+        args.append(list(spec.statuses))
+        conditions.append(f"status = ANY(${len(args)}::text[])")
+    if spec.workflow_key:
+        args.append(spec.workflow_key)
+        conditions.append(f"workflow_key = ${len(args)}")
+    if spec.customer_id:
+        args.append(spec.customer_id)
+        conditions.append(f"customer_id = ${len(args)}")
+    return " AND ".join(conditions)
+
+
+async def page(session: AsyncSession, spec: RunFilter, *, limit: int,
+               after: tuple[datetime, UUID] | None) -> tuple[list[Run], int]:
+    """Newest first, keyset-paginated, with the filter's total."""
+    args: list[Any] = []
+    where = _filter_sql(spec, args)
+    total = await tx_of(session).fetchval(f"SELECT count(*) FROM runs WHERE {where}", *args)
+    page_where = where
+    if after is not None:
+        args += [after[0], after[1]]
+        page_where += f" AND (created_at, id) < (${len(args) - 1}, ${len(args)})"
+    args.append(limit)
+    rows = await tx_of(session).fetch(
+        f"SELECT {_RUN_COLUMNS} FROM runs WHERE {page_where} "
+        f"ORDER BY created_at DESC, id DESC LIMIT ${len(args)}", *args)
+    return [_run(row) for row in rows], int(total)

@@ -1,0 +1,231 @@
+"""Step types: how the engine enters each kind of step, through a registry.
+
+Kinds that need I/O (`llm`, and `query` once the NL->SQL engine registers itself) are
+queued for the worker: `prepare` runs in a transaction, `perform` outside any, `finish` in a
+new one (domain/runs/work.py). Register a new kind with `register(name, handler)`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import date
+from importlib import resources
+from typing import Any
+
+from domain.jobs.models import EXECUTE_STEP, Job
+from domain.runs.engine import (
+    WAIT,
+    Next,
+    Work,
+    complete_step,
+    default_next,
+    fail_run,
+)
+from domain.runs.models import RunStatus, RunStep, StepStatus
+from domain.templating.engine import TemplateError, condition_holds, render
+
+
+class StepType:
+    """A kind of step that the engine completes (or parks) in the transaction itself."""
+
+    io = False
+
+    async def enter(self, work: Work, step: Mapping[str, Any], record: RunStep) -> Next:
+        raise NotImplementedError
+
+
+class IOStepType(StepType):
+    """A kind of step whose work is I/O: queued here, done by the worker."""
+
+    io = True
+
+    async def enter(self, work: Work, step: Mapping[str, Any], record: RunStep) -> Next:
+        record.status = StepStatus.QUEUED.value
+        work.run.status = RunStatus.RUNNING.value
+        work.defer(Job(EXECUTE_STEP, work.run.tenant_id,
+                       {"run_id": str(work.run.id), "step_id": record.step_id,
+                        "attempt": record.attempts},
+                       queueing_lock=f"step:{work.run.id}:{record.step_id}:{record.attempts}"))
+        work.emit("step_queued", record.step_id, attempt=record.attempts)
+        return WAIT
+
+    async def prepare(self, work: Work, step: Mapping[str, Any], record: RunStep
+                      ) -> dict[str, Any]:
+        """In the first transaction: what `perform` needs (JSON-able, stored as input)."""
+        raise NotImplementedError
+
+    async def perform(self, work_input: dict[str, Any]) -> Any:
+        """Outside any transaction; a DomainError fails the step with its message."""
+        raise NotImplementedError
+
+    async def finish(self, work: Work, step: Mapping[str, Any], record: RunStep,
+                     result: Any) -> Next:
+        complete_step(work, record, result)
+        return default_next(step)
+
+
+class ConditionalRouting(StepType):
+    async def enter(self, work: Work, step: Mapping[str, Any], record: RunStep) -> Next:
+        context = await work.context()
+        routing: Mapping[str, Any] = step["routing"] if isinstance(step.get("routing"),
+                                                                   Mapping) else {}
+        target = default_next(step)
+        taken = "default"
+        for index, route in enumerate(routing.get("routes") or []):
+            try:
+                holds = condition_holds(str(route.get("condition", "")), context)
+            except TemplateError as error:
+                fail_run(work, f"route {index}: {error.message}", code=error.code,
+                         record=record)
+                return WAIT
+            if holds:
+                target, taken = route.get("next"), f"routes[{index}]"
+                break
+        complete_step(work, record, target, route=taken, next=target)
+        return target
+
+
+class NotificationStep(StepType):
+    async def enter(self, work: Work, step: Mapping[str, Any], record: RunStep) -> Next:
+        sent = len(step.get("notifications") or [])
+        complete_step(work, record, f"{sent} notification(s) fired")
+        return default_next(step)
+
+
+class Task(StepType):
+    async def enter(self, work: Work, step: Mapping[str, Any], record: RunStep) -> Next:
+        record.status = StepStatus.WAITING.value
+        work.run.status = RunStatus.WAITING.value
+        branches = [b.get("id") for b in step.get("chatBranches") or [] if isinstance(b, dict)]
+        work.emit("step_waiting", record.step_id, waitingFor="choice", branches=branches)
+        return WAIT
+
+
+class Approval(StepType):
+    async def enter(self, work: Work, step: Mapping[str, Any], record: RunStep) -> Next:
+        try:
+            approver = render(str(step.get("approver", "")), await work.context()).strip()
+        except TemplateError as error:
+            fail_run(work, f"approver: {error.message}", code=error.code, record=record)
+            return WAIT
+        record.input = {"approver": approver}
+        record.status = StepStatus.WAITING.value
+        work.run.status = RunStatus.WAITING.value
+        work.emit("step_waiting", record.step_id, waitingFor="approval", approver=approver)
+        return WAIT
+
+
+_SYSTEM = (resources.files("domain.runs") / "prompts" / "step_system.txt").read_text()
+
+
+def system_prompt(work_config: Mapping[str, Any], customer_context: Mapping[str, Any]) -> str:
+    settings = work_config.get("context")
+    base = settings.get("systemPrompt", "") if isinstance(settings, Mapping) else ""
+    return _SYSTEM.format(system_prompt=base, workflow_name=work_config.get("name", ""),
+                          context=json.dumps(customer_context, indent=1, default=str)).strip()
+
+
+class Llm(IOStepType):
+    """An LLM writes the step's output from its rendered prompt (the Anthropic SDK)."""
+
+    max_tokens = 1024
+
+    async def prepare(self, work: Work, step: Mapping[str, Any], record: RunStep
+                      ) -> dict[str, Any]:
+        execution: Mapping[str, Any] = step["execution"] if isinstance(
+            step.get("execution"), Mapping) else {}
+        prompt = render(str(execution.get("llmPrompt") or step.get("name", "")),
+                        await work.context())
+        return {"system": system_prompt(work.config, await work.customer_context()),
+                "prompt": prompt, "max_tokens": self.max_tokens}
+
+    async def perform(self, work_input: dict[str, Any]) -> Any:
+        from domain.shared import llm
+
+        completion = await llm.complete(
+            system=work_input["system"], max_tokens=int(work_input["max_tokens"]),
+            messages=[{"role": "user", "content": work_input["prompt"]}])
+        return {"text": completion.text, "model": completion.model,
+                "usage": {"input_tokens": completion.usage.input_tokens,
+                          "output_tokens": completion.usage.output_tokens,
+                          "cache_creation_input_tokens":
+                              completion.usage.cache_creation_input_tokens,
+                          "cache_read_input_tokens": completion.usage.cache_read_input_tokens}}
+
+    async def finish(self, work: Work, step: Mapping[str, Any], record: RunStep,
+                     result: Any) -> Next:
+        complete_step(work, record, result["text"], model=result.get("model"),
+                      usage=result.get("usage"))
+        return default_next(step)
+
+
+class Unavailable(StepType):
+    """A kind this deployment cannot run yet: the run fails with a clear error."""
+
+    def __init__(self, message: str, code: str) -> None:
+        self.message = message
+        self.code = code
+
+    async def enter(self, work: Work, step: Mapping[str, Any], record: RunStep) -> Next:
+        fail_run(work, self.message, code=self.code, record=record)
+        return WAIT
+
+
+STEP_TYPES: dict[str, StepType] = {
+    "conditional_routing": ConditionalRouting(),
+    "notification": NotificationStep(),
+    "task": Task(),
+    "approval": Approval(),
+    "llm": Llm(),
+    "query": Unavailable("query steps need the NL->SQL engine, which this deployment does not "
+                         "have yet", "QUERY_STEPS_UNAVAILABLE"),
+}
+
+
+def register(kind: str, handler: StepType) -> None:
+    """Add or replace the handler of a step kind (the NL->SQL engine registers `query`)."""
+    STEP_TYPES[kind] = handler
+
+
+async def enter(work: Work, step_id: str) -> Next:
+    """Enter one step: its record, its entry notifications, then its kind's behaviour."""
+    step = work.step_config(step_id)
+    kind = step.get("type") if step else None
+    handler = STEP_TYPES.get(str(kind))
+    record = work.record(step_id, str(kind or "unknown"))
+    record.attempts += 1
+    record.status = StepStatus.RUNNING.value
+    record.started_at, record.finished_at, record.error = work.now, None, None
+    work.run.current_step_id = step_id
+    if work.run.status in (RunStatus.PENDING, RunStatus.WAITING):
+        work.run.status = RunStatus.RUNNING.value
+    work.emit("step_started", step_id, type=kind, attempt=record.attempts)
+    if step is None or handler is None:
+        fail_run(work, f"step {step_id!r} of type {kind!r} cannot run", code="UNKNOWN_STEP",
+                 record=record)
+        return WAIT
+    await fire_notifications(work, step_id, step)
+    if work.run.status == RunStatus.FAILED:
+        return WAIT
+    return await handler.enter(work, step, record)
+
+
+async def fire_notifications(work: Work, step_id: str, step: Mapping[str, Any], *,
+                             action: str | None = None) -> None:
+    """The step's notifications for this moment (entry, or a triggered action) to the outbox."""
+    configured = step.get("notifications")
+    if not configured:
+        return
+    context = await work.context()
+    renewal_text = context.get("customer", {}).get("renewalDate")
+    scheduled = any(isinstance(n, Mapping) and n.get("schedule") for n in configured)
+    fired = await work.notifier().fire(
+        step_id, configured, context, action=action,
+        renewal=date.fromisoformat(renewal_text) if renewal_text else None,
+        time_zone=await work.time_zone() if scheduled else None)
+    if fired:
+        work.emit("notifications_fired", step_id, action=action, notifications=[
+            {"id": str(n.id), "notificationId": n.notification_id, "channel": n.channel,
+             "status": n.status, "deliverAt": n.deliver_at.isoformat() if n.deliver_at
+             else None} for n in fired])
