@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from starlette.applications import Starlette
 
 from domain.shared import migrate
+from domain.shared.db import Database
 from domain.shared.settings import Settings
 from schema.app import create_app
 from tests.factories import GraphQLClient
@@ -127,3 +128,20 @@ async def serving(application: Starlette) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+
+
+@pytest_asyncio.fixture(scope="session")
+async def app_db(settings: Settings) -> AsyncIterator[Database]:
+    """The app-role pool the worker's jobs use (tests call job functions with it)."""
+    database = Database(settings.app_database_url, pool_size=4)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+def clock_file(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """A controllable clock for this test (domain.shared.clock): returns the file to move."""
+    path = tmp_path / "clock"
+    path.write_text("0")
+    monkeypatch.setenv("STEPWISE_CLOCK_FILE", str(path))
+    return path

@@ -234,3 +234,14 @@ async def page(session: AsyncSession, spec: RunFilter, *, limit: int,
         f"SELECT {_RUN_COLUMNS} FROM runs WHERE {page_where} "
         f"ORDER BY created_at DESC, id DESC LIMIT ${len(args)}", *args)
     return [_run(row) for row in rows], int(total)
+
+
+async def active_keys_calling(session: AsyncSession, action_id: str) -> list[str]:
+    """Workflow keys of the tenant's active runs whose pinned version calls `action_id`."""
+    rows = await tx_of(session).fetch(
+        "SELECT DISTINCT r.workflow_key FROM runs r JOIN workflow_versions v "
+        "ON v.workflow_id = r.workflow_id AND v.number = r.workflow_version "
+        "WHERE r.status IN ('pending', 'running', 'waiting', 'paused') AND jsonb_path_exists("
+        "v.config, '$.steps[*].chatBranches[*] ? (@.savedAction == $action)', "
+        "jsonb_build_object('action', $1::text)) ORDER BY 1", action_id)
+    return [row["workflow_key"] for row in rows]

@@ -130,6 +130,8 @@ async def fire_timer(db: Database, tenant_id: UUID, timer_id: UUID) -> str:
         if timer is None or timer.status != "pending":
             return "stale"
         work = await engine.load(tx.session, tx.acting, timer.run_id, path=None)
+        if timer.fire_at > work.now:
+            return "not_due"
         if work.run.status == RunStatus.PAUSED:
             return "paused"
         if not work.run.active:

@@ -113,10 +113,16 @@ async def delete_own(session: AsyncSession, actor: Actor, *, action_id: str) -> 
     from domain.workflows import repository as workflows_repository
 
     action = await _own(session, action_id, path="actionId")
+    from domain.runs import repository as runs_repository  # runs build on saved actions
+
     users = await workflows_repository.keys_using_action(session, action_id)
     if users:
         raise DomainError(f"still called by workflows: {', '.join(users)}", path="actionId",
                           code="IN_USE")
+    running = await runs_repository.active_keys_calling(session, action_id)
+    if running:
+        raise DomainError(f"still called by live runs of: {', '.join(running)}",
+                          path="actionId", code="IN_USE")
     await repository.remove(session, action)
     return action
 

@@ -100,6 +100,9 @@ CONFIG_SCHEMA: dict[str, Any] = {
                             "properties": {"condition": _nonempty, "next": _id},
                         }},
                         "defaultRoute": _id,
+                        "rejectRoute": {**_id, "description": "approval steps: where a "
+                                        "rejection goes (without it, a rejection fails the "
+                                        "run)"},
                     },
                 },
                 "notifications": {"type": "array", "items": {"$ref": "#/$defs/notification"}},

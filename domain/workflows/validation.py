@@ -129,6 +129,8 @@ def _targets(step: dict[str, Any]) -> Iterator[tuple[tuple[str | int, ...], Any,
                 yield ("routing", "routes", i, "next"), route["next"], True
         if "defaultRoute" in routing:
             yield ("routing", "defaultRoute"), routing["defaultRoute"], True
+        if "rejectRoute" in routing:
+            yield ("routing", "rejectRoute"), routing["rejectRoute"], True
     for i, branch in enumerate(step.get("chatBranches") or []):
         if isinstance(branch, dict):
             if "next" in branch:
