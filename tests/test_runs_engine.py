@@ -4,6 +4,7 @@ directly with the app-role pool, as the worker does)."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -269,3 +270,31 @@ class TestLifecycle:
             refused = await act(gql, a, operation, field, runId=run_id, **extra)
             assert refused["errors"][0]["code"] == "NOT_FOUND"
         assert (await run(gql, b, run_id))["status"] == "waiting"
+
+
+class TestIOStepsAreQueued:
+    async def test_an_llm_step_becomes_a_job_committed_with_the_step(
+            self, gql, settings, database_url) -> None:
+        import asyncpg
+
+        from tests.conftest import _plain
+
+        team = await make_team(gql, settings)
+        customer = await make_customer(gql, team, days=10, arr=90000)
+        run_id = (await start(gql, team, "critical", customer["id"]))["run"]["id"]
+        moved = await act(gql, team, "ChooseBranch", "chooseBranch", runId=run_id,
+                          branchId="needs-alternatives")
+        assert moved["run"] == {"id": run_id, "status": "running",
+                                "currentStepId": "alternative-options"}
+        owner = await asyncpg.connect(_plain(database_url))
+        try:
+            jobs = await owner.fetch(
+                "SELECT task_name, args FROM jobs.procrastinate_jobs "
+                "WHERE args->>'run_id' = $1", run_id)
+        finally:
+            await owner.close()
+        assert [(j["task_name"], json.loads(j["args"])["step_id"]) for j in jobs] == [
+            ("execute_step", "alternative-options")]
+        detail = await run(gql, team, run_id)
+        step = next(s for s in detail["steps"] if s["stepId"] == "alternative-options")
+        assert step["status"] == "queued"

@@ -8,6 +8,6 @@ from domain.jobs import repository
 from domain.jobs.models import Job
 
 
-async def defer(session: AsyncSession, *jobs: Job) -> None:
+async def defer(session: AsyncSession, *jobs: Job) -> int:
     """Queue `jobs` in the current transaction: they exist only if it commits."""
-    await repository.defer_many(session, list(jobs))
+    return await repository.defer_many(session, list(jobs))

@@ -60,6 +60,27 @@ BEGIN
 END $$;
 """
 
+# Many jobs in one round trip (a scan starts hundreds of runs); same rules as one.
+DEFER_MANY = f"""
+CREATE FUNCTION stepwise_defer_jobs(p_jobs jsonb)
+RETURNS integer LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = {JOBS_SCHEMA}, pg_temp AS $$
+DECLARE
+  ids bigint[];
+BEGIN
+  ids := procrastinate_defer_jobs_v1(ARRAY(
+    SELECT ROW(w.queue, w.task, coalesce(w.priority, 0), NULL, w.queueing_lock, w.args,
+               w.scheduled_at)::procrastinate_job_to_defer_v1
+    FROM (SELECT DISTINCT ON (coalesce(j.queueing_lock, gen_random_uuid()::text)) j.*
+          FROM jsonb_to_recordset(p_jobs) AS j(task text, args jsonb,
+               scheduled_at timestamptz, queueing_lock text, priority integer, queue text)
+          WHERE j.queueing_lock IS NULL OR NOT EXISTS (
+            SELECT 1 FROM procrastinate_jobs p
+            WHERE p.queueing_lock = j.queueing_lock AND p.status = 'todo')) AS w));
+  RETURN coalesce(array_length(ids, 1), 0);
+END $$;
+"""
+
 DISCOVERY = """
 CREATE FUNCTION stepwise_due_timers(p_now timestamptz, p_limit integer)
 RETURNS TABLE (tenant_id uuid, id uuid) LANGUAGE sql STABLE SECURITY DEFINER
@@ -85,6 +106,7 @@ DISCOVERY_FUNCTIONS = ("stepwise_due_timers(timestamptz, integer)",
                        "stepwise_due_notifications(timestamptz, integer)",
                        "stepwise_tenant_ids()")
 DEFER_SIGNATURE = "stepwise_defer_job(text, jsonb, timestamptz, text, text, integer, text)"
+DEFER_MANY_SIGNATURE = "stepwise_defer_jobs(jsonb)"
 
 
 def upgrade() -> None:
@@ -117,16 +139,18 @@ def upgrade() -> None:
     op.execute(f"GRANT SELECT ON alembic_version TO {JOBS_ROLE}")
 
     op.execute(DEFER)
+    op.execute(DEFER_MANY)
     _run_script(DISCOVERY)
-    for function in (DEFER_SIGNATURE, *DISCOVERY_FUNCTIONS):
+    for function in (DEFER_SIGNATURE, DEFER_MANY_SIGNATURE, *DISCOVERY_FUNCTIONS):
         op.execute(f"REVOKE ALL ON FUNCTION {function} FROM PUBLIC")
-    op.execute(f"GRANT EXECUTE ON FUNCTION {DEFER_SIGNATURE} TO {APP_ROLE}, {JOBS_ROLE}")
+    for function in (DEFER_SIGNATURE, DEFER_MANY_SIGNATURE):
+        op.execute(f"GRANT EXECUTE ON FUNCTION {function} TO {APP_ROLE}, {JOBS_ROLE}")
     for function in DISCOVERY_FUNCTIONS:
         op.execute(f"GRANT EXECUTE ON FUNCTION {function} TO {JOBS_ROLE}")
 
 
 def downgrade() -> None:
-    for function in (DEFER_SIGNATURE, *DISCOVERY_FUNCTIONS):
+    for function in (DEFER_SIGNATURE, DEFER_MANY_SIGNATURE, *DISCOVERY_FUNCTIONS):
         op.execute(f"DROP FUNCTION IF EXISTS {function}")
     op.execute(f"DROP SCHEMA IF EXISTS {JOBS_SCHEMA} CASCADE")
     op.execute(f"REVOKE SELECT ON alembic_version FROM {JOBS_ROLE}")
