@@ -16,6 +16,8 @@ app = typer.Typer(help="Stepwise operator commands.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 tenant_app = typer.Typer(help="Tenants.", no_args_is_help=True)
 app.add_typer(tenant_app, name="tenant")
+runs_app = typer.Typer(help="Runs.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
 
 
 def _owner_url() -> str:
@@ -138,6 +140,19 @@ def serve(
     _owner_url()  # starts the embedded database first and exports DATABASE_URL to workers
     uvicorn.run("schema.app:create_app", factory=True, host=host, port=port, workers=workers,
                 reload=reload, log_level="info", proxy_headers=True)
+
+
+@runs_app.command("scan")
+def runs_scan(tenant: list[UUID] = typer.Option(None, "--tenant",
+                                                help="Only these tenants (default: all).")
+              ) -> None:
+    """Start the right workflow per customer by renewal window, once; one JSON line a tenant."""
+    from domain.runs import scan
+
+    settings = _settings()
+    reports = asyncio.run(scan.scan_everywhere(settings, tenant or None))
+    for report in reports:
+        typer.echo(json.dumps(report.as_dict()))
 
 
 @app.command("fake-llm")

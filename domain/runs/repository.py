@@ -245,3 +245,59 @@ async def active_keys_calling(session: AsyncSession, action_id: str) -> list[str
         "v.config, '$.steps[*].chatBranches[*] ? (@.savedAction == $action)', "
         "jsonb_build_object('action', $1::text)) ORDER BY 1", action_id)
     return [row["workflow_key"] for row in rows]
+
+
+# The renewal scan
+
+
+async def scan_workflows(session: AsyncSession) -> list[dict[str, Any]]:
+    """Live workflows with a trigger, one per key: the tenant's own shadows the core one."""
+    rows = await tx_of(session).fetch(
+        "SELECT DISTINCT ON (key) id, key, latest_version, config FROM workflows "
+        "WHERE deleted_at IS NULL AND config ? 'trigger' ORDER BY key, tenant_id IS NULL")
+    return [dict(row) for row in rows]
+
+
+async def scan_customers(session: AsyncSession) -> list[tuple[UUID, Any]]:
+    rows = await tx_of(session).fetch(
+        "SELECT id, renewal_date FROM customers WHERE renewal_date IS NOT NULL")
+    return [(row["id"], row["renewal_date"]) for row in rows]
+
+
+async def scan_blocked(session: AsyncSession) -> set[tuple[UUID, str]]:
+    """(customer, workflow key) pairs the scan must not start: an active run, or a scan run
+    for the customer's current renewal date."""
+    rows = await tx_of(session).fetch(
+        "SELECT r.customer_id, r.workflow_key FROM runs r JOIN customers c "
+        "ON c.tenant_id = r.tenant_id AND c.id = r.customer_id "
+        "WHERE r.status IN ('pending', 'running', 'waiting', 'paused') "
+        "OR (r.trigger = 'scan' AND r.renewal_date = c.renewal_date)")
+    return {(row["customer_id"], row["workflow_key"]) for row in rows}
+
+
+async def insert_scanned(session: AsyncSession, items: Sequence[dict[str, Any]], *,
+                         now: datetime) -> list[tuple[UUID, UUID, str]]:
+    """Pending runs for the scan, with their run_created event, in two statements; a run
+    another scan (or person) started meanwhile is skipped by the unique indexes."""
+    if not items:
+        return []
+    tx = tx_of(session)
+    rows = await tx.fetch(
+        "INSERT INTO runs (tenant_id, workflow_id, workflow_key, workflow_version, customer_id, "
+        "variables, context, trigger, renewal_date, next_seq, created_at, updated_at) "
+        "SELECT i.tenant_id, i.workflow_id, i.workflow_key, i.workflow_version, i.customer_id, "
+        "i.variables, i.context, 'scan', i.renewal_date, 1, $2, $2 "
+        "FROM jsonb_to_recordset($1::jsonb) AS i(tenant_id uuid, workflow_id uuid, "
+        "workflow_key text, workflow_version int, customer_id uuid, variables jsonb, "
+        "context jsonb, renewal_date date) ON CONFLICT DO NOTHING "
+        "RETURNING tenant_id, id, workflow_key",
+        _dumps(items), now)
+    created = [(row["tenant_id"], row["id"], row["workflow_key"]) for row in rows]
+    if created:
+        await tx.execute(
+            "INSERT INTO run_events (tenant_id, run_id, seq, type, payload, at) "
+            "SELECT r.tenant_id, r.id, 1, 'run_created', jsonb_build_object('trigger', 'scan', "
+            "'workflowKey', r.workflow_key, 'workflowVersion', r.workflow_version, "
+            "'reason', r.context->'trigger'), $2 FROM runs r WHERE r.id = ANY($1::uuid[])",
+            [run_id for _, run_id, _ in created], now)
+    return created

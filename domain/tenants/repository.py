@@ -53,3 +53,10 @@ async def set_time_zone(session: AsyncSession, tenant_id: UUID, time_zone: str) 
     rows = await session.scalars(statement, execution_options={
         "populate_existing": True, "synchronize_session": False})
     return rows.one_or_none()
+
+
+async def all_ids(session: AsyncSession) -> list[UUID]:
+    """Every tenant's id, through the discovery function (ids only; the caller must be the
+    owner or the jobs role: tenants are invisible to each other)."""
+    rows = await tx_of(session).fetch("SELECT stepwise_tenant_ids() AS id")
+    return [row["id"] for row in rows]

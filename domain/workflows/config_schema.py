@@ -56,7 +56,11 @@ CONFIG_SCHEMA: dict[str, Any] = {
                                      "overdue."},
                 "earlyTriggers": {"type": "array", "items": {
                     "type": "object", "required": ["id", "condition"],
-                    "properties": {"id": _id, "condition": _nonempty, "description": _text},
+                    "properties": {"id": _id, "condition": _nonempty, "description": _text,
+                                   "withinDays": {"type": "integer", "minimum": 1,
+                                                  "maximum": 365, "description":
+                                                  "How long before the window the condition "
+                                                  "is checked (default 30 days)."}},
                 }},
                 "manualTriggers": {"type": "array", "items": _nonempty, "uniqueItems": True},
             },
