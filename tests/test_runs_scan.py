@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -94,9 +95,11 @@ class TestScan:
                "STEPWISE_JWT_SECRET": settings.jwt_secret}
         command = [sys.executable, "-m", "scripts.cli", "runs", "scan", "--tenant",
                    str(team.tenant.id)]
-        first = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True,
-                               text=True, timeout=120, check=True)
-        second = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True,
-                                text=True, timeout=120, check=True)
+        def scan_once() -> subprocess.CompletedProcess[str]:
+            return subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True,
+                                  text=True, timeout=120, check=True)
+
+        first = await asyncio.to_thread(scan_once)
+        second = await asyncio.to_thread(scan_once)
         assert json.loads(first.stdout)["started"] == {"critical": 1}
         assert json.loads(second.stdout)["started"] == {}

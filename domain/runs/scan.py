@@ -80,7 +80,9 @@ async def scan_tenant(session: AsyncSession, tenant_id: UUID, *, now: datetime |
     for workflow in workflows:
         config = workflow["config"]
         trigger = config.get("trigger") if isinstance(config, Mapping) else None
-        window = _window(trigger) if isinstance(trigger, Mapping) else None
+        if not isinstance(trigger, Mapping):
+            continue
+        window = _window(trigger)
         if window is None:
             continue
         try:
@@ -89,7 +91,7 @@ async def scan_tenant(session: AsyncSession, tenant_id: UUID, *, now: datetime |
             report.problems.append(f"{workflow['key']}: a required variable has no default; "
                                    "start it manually")
             continue
-        matched, candidates = 0, []
+        candidates: list[tuple[UUID, date]] = []
         early_rules = [t for t in trigger.get("earlyTriggers") or [] if isinstance(t, Mapping)]
         for customer_id, renewal in customers:
             days = (renewal - today).days
@@ -99,7 +101,6 @@ async def scan_tenant(session: AsyncSession, tenant_id: UUID, *, now: datetime |
                     continue
                 wanted.append(_item(tenant_id, workflow, customer_id, renewal, defaults,
                                     {"reason": "window", "daysUntilRenewal": days}))
-                matched += 1
             elif early_rules and window[1] is not None and window[1] < days <= window[1] + max(
                     int(r.get("withinDays", EARLY_WITHIN_DAYS)) for r in early_rules):
                 if (customer_id, workflow["key"]) in blocked:
