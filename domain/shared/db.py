@@ -120,7 +120,7 @@ class Tx:
                  listeners: list[StatementListener]) -> None:
         self.connection = connection
         self.driver = driver
-        self.session = TenantSession(self, connection)
+        self._session: TenantSession | None = None
         self.actor: Actor | None = None
         self.user: Mapping[str, Any] | None = None  # the caller's row, as re-read
         self._listeners = listeners
@@ -129,6 +129,14 @@ class Tx:
         self._savepoints = itertools.count(1)
         self._broken = False
         self._open = False
+
+    @property
+    def session(self) -> TenantSession:
+        """The ORM session on this transaction's connection (made on first use: hot paths
+        that go straight to the driver never pay for one)."""
+        if self._session is None:
+            self._session = TenantSession(self, self.connection)
+        return self._session
 
     @property
     def acting(self) -> Actor:
@@ -220,15 +228,18 @@ class Tx:
         await self.execute(f"SAVEPOINT {name}")
         try:
             yield
-            await self.session.flush()
+            if self._session is not None:
+                await self._session.flush()
         except BaseException:
             await self.execute(f"ROLLBACK TO SAVEPOINT {name}")
-            self.session.expunge_all()  # objects written since the savepoint do not exist
+            if self._session is not None:
+                self._session.expunge_all()  # objects written since then do not exist
             raise
         await self.execute(f"RELEASE SAVEPOINT {name}")
 
     async def commit(self) -> None:
-        await self.session.flush()
+        if self._session is not None:
+            await self._session.flush()
         await self._end("COMMIT")
 
     async def rollback(self) -> None:
@@ -249,7 +260,8 @@ class Tx:
 
     async def _release(self) -> None:
         try:
-            await self.session.close()
+            if self._session is not None:
+                await self._session.close()
         finally:
             if self._broken or self.driver.is_in_transaction():
                 # Never hand a connection in an unknown state to the next caller.
