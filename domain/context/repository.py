@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from domain.customers.models import Customer
+from domain.shared.db import tx_of
 from domain.tenants.models import CompanyContacts, Tenant
 from domain.users.models import User
 
@@ -43,15 +44,41 @@ def _surroundings(row: Any) -> Surroundings:
     return Surroundings(tenant=tenant, contacts=contacts, csm=csm, manager=manager)
 
 
+def _columns(model: Any, alias: str) -> str:
+    return ", ".join(f"{alias}.{c.name} AS {alias}__{c.name}" for c in model.__table__.columns)
+
+
+def _part(model: Any, row: Any, alias: str) -> Any:
+    prefix = f"{alias}__"
+    values = {key[len(prefix):]: value for key, value in row.items() if key.startswith(prefix)}
+    if all(value is None for value in values.values()):
+        return None
+    return model(**values)
+
+
+# The customer, its tenant, contacts, CSM and the CSM's manager in one statement. Straight
+# to the driver: every run transition builds a context, so the ORM's per-statement work
+# (compilation, result processing) is worth skipping here.
+_WITH_SURROUNDINGS = (
+    f"SELECT {_columns(Customer, 'c')}, {_columns(Tenant, 't')}, "
+    f"{_columns(CompanyContacts, 'cc')}, {_columns(User, 'csm')}, {_columns(User, 'm')} "
+    "FROM customers c LEFT JOIN tenants t ON t.id = c.tenant_id "
+    "LEFT JOIN company_contacts cc ON cc.tenant_id = c.tenant_id "
+    "LEFT JOIN users csm ON csm.tenant_id = c.tenant_id AND csm.id = c.csm_id "
+    "LEFT JOIN users m ON m.tenant_id = csm.tenant_id AND m.id = csm.manager_id "
+    "WHERE c.id = $1")
+
+
 async def with_surroundings(session: AsyncSession, customer_id: UUID
                             ) -> tuple[Customer, Surroundings] | None:
     """The customer and its surroundings in one statement; None if it is not visible."""
-    statement = select(Customer, Tenant).outerjoin(
-        Tenant, Tenant.id == Customer.tenant_id)  # type: ignore[arg-type]
-    statement = _people(statement, Customer.tenant_id, Customer.csm_id) \
-        .where(Customer.id == customer_id)
-    row = (await session.execute(statement)).first()
-    return None if row is None else (row[0], _surroundings(row))
+    row = await tx_of(session).fetchrow(_WITH_SURROUNDINGS, customer_id)
+    if row is None:
+        return None
+    values = dict(row)
+    return _part(Customer, values, "c"), Surroundings(
+        tenant=_part(Tenant, values, "t"), contacts=_part(CompanyContacts, values, "cc"),
+        csm=_part(User, values, "csm"), manager=_part(User, values, "m"))
 
 
 async def surroundings(session: AsyncSession, customer: Customer) -> Surroundings:
