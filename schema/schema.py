@@ -28,6 +28,7 @@ MODULES = (
     "schema.workflow_mutations",
     "schema.saved_actions",
     "schema.runs",
+    "schema.notifications",
 )
 _loaded = [importlib.import_module(name) for name in MODULES]
 QUERIES: tuple[type, ...] = tuple(m.Query for m in _loaded if hasattr(m, "Query"))

@@ -155,6 +155,24 @@ def runs_scan(tenant: list[UUID] = typer.Option(None, "--tenant",
         typer.echo(json.dumps(report.as_dict()))
 
 
+@app.command()
+def worker(concurrency: int = typer.Option(10, "--concurrency", min=1, max=200,
+                                           help="Jobs run at once by this process."),
+           scan_every: float = typer.Option(3600, "--scan-every",
+                                            help="Seconds between renewal scans (0: never).")
+           ) -> None:
+    """Run jobs (I/O steps, timers, deliveries, scans) until SIGTERM; restarts itself after a
+    lost database. Run as many as you like, on as many machines: they share the database."""
+    import logging
+
+    from worker.main import serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
+                        "%(message)s")
+    settings = _settings()
+    asyncio.run(serve(settings, concurrency=concurrency, scan_seconds=scan_every))
+
+
 @app.command("fake-llm")
 def fake_llm(host: str = typer.Option("127.0.0.1", "--host"),
              port: int = typer.Option(8765, "--port")) -> None:

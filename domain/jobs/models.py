@@ -16,6 +16,9 @@ EXECUTE_STEP = "execute_step"      # an llm/query step's I/O, outside any transa
 CALL_WEBHOOK = "call_webhook"      # a script saved action
 DELIVER = "deliver_notification"   # one outbox row, by its channel
 START_RUN = "start_run"            # a run the renewal scan created, advanced off the scan
+FIRE_TIMER = "fire_timer"          # a due run timer (a snooze ending), found by the tick
+RELEASE = "release_notification"   # a due scheduled notification, found by the tick
+SCAN = "scan_tenant"               # the periodic renewal scan of one tenant
 QUEUE = "stepwise"
 
 

@@ -140,3 +140,27 @@ async def set_workflow_channels(session: AsyncSession, tenant_id: UUID, workflow
             "INSERT INTO workflow_channels (tenant_id, workflow_key, channel_id, enabled, "
             "priority, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
             tenant_id, workflow_key, item.channel_id, item.enabled, item.priority, now)
+
+
+async def lock_with_run(session: AsyncSession, notification_id: UUID
+                        ) -> tuple[Notification, str] | None:
+    """The notification (row-locked) and its run's status."""
+    row = await tx_of(session).fetchrow(
+        f"SELECT {', '.join('n.' + c for c in _COLUMNS.split(', '))}, r.status AS run_status "
+        "FROM notifications n JOIN runs r ON r.tenant_id = n.tenant_id AND r.id = n.run_id "
+        "WHERE n.id = $1 FOR UPDATE OF n", notification_id)
+    if row is None:
+        return None
+    values = dict(row)
+    run_status = values.pop("run_status")
+    return Notification(**values), run_status
+
+
+async def mark_read(session: AsyncSession, notification_id: UUID, email: str, *,
+                    now: datetime) -> Notification | None:
+    row = await tx_of(session).fetchrow(
+        "UPDATE notifications SET read_at = coalesce(read_at, $3), updated_at = $3 "
+        "WHERE id = $1 AND channel = 'in_app' AND status = 'sent' "
+        f"AND recipients && ARRAY[$2, lower($2)] RETURNING {_COLUMNS}",
+        notification_id, email, now)
+    return None if row is None else Notification(**dict(row))

@@ -36,6 +36,14 @@ def derive_app_url(owner_url: str, *, password: str | None) -> str:
     )
 
 
+def derive_jobs_url(owner_url: str, *, password: str | None) -> str:
+    """The worker's job-engine connection (libpq URL for psycopg): the owner's server and
+    database as `stepwise_jobs`."""
+    parsed = make_url(owner_url)
+    return parsed.set(drivername="postgresql", username=JOBS_ROLE,
+                      password=password or None).render_as_string(hide_password=False)
+
+
 def _jwt_secret() -> str:
     # A secret shared by `stepwise token` and `stepwise serve` on a developer machine; production
     # sets STEPWISE_JWT_SECRET explicitly.
@@ -69,6 +77,11 @@ class Settings:
     max_query_depth: int = 12
     max_aliases: int = 30
     max_tokens: int = 4000
+    jobs_database_url: str = ""  # libpq URL of stepwise_jobs (worker only)
+    retry_base_seconds: int = 5  # webhook and delivery retries wait base, 2*base, 4*base...
+    retry_attempts: int = 5  # attempts of a webhook or delivery before it is reported failed
+    tick_seconds: float = 1.0  # how often a worker looks for due timers and notifications
+    stalled_seconds: float = 5.0  # a worker silent this long has its jobs retried
 
     @classmethod
     def from_env(cls, *, database_url: str | None = None) -> Settings:
@@ -90,4 +103,10 @@ class Settings:
             llm_timeout=float(os.environ.get("STEPWISE_LLM_TIMEOUT", "60")),
             llm_max_retries=int(os.environ.get("STEPWISE_LLM_MAX_RETRIES", "2")),
             pool_size=int(os.environ.get("STEPWISE_DB_POOL_SIZE", "10")),
+            jobs_database_url=os.environ.get("STEPWISE_JOBS_DATABASE_URL") or derive_jobs_url(
+                owner, password=os.environ.get("STEPWISE_JOBS_PASSWORD") or None),
+            retry_base_seconds=int(os.environ.get("STEPWISE_RETRY_BASE_SECONDS", "5")),
+            retry_attempts=int(os.environ.get("STEPWISE_RETRY_ATTEMPTS", "5")),
+            tick_seconds=float(os.environ.get("STEPWISE_TICK_SECONDS", "1")),
+            stalled_seconds=float(os.environ.get("STEPWISE_STALLED_SECONDS", "5")),
         )

@@ -60,3 +60,21 @@ async def all_ids(session: AsyncSession) -> list[UUID]:
     owner or the jobs role: tenants are invisible to each other)."""
     rows = await tx_of(session).fetch("SELECT stepwise_tenant_ids() AS id")
     return [row["id"] for row in rows]
+
+
+async def webhook_secret(session: AsyncSession, tenant_id: UUID, *, create: str | None = None
+                         ) -> str | None:
+    """The tenant's signing secret for script actions; `create` is stored when none is set."""
+    tx = tx_of(session)
+    if create is not None:
+        await tx.execute("UPDATE tenants SET webhook_secret = $2 WHERE id = $1 "
+                         "AND webhook_secret IS NULL", tenant_id, create)
+    value: str | None = await tx.fetchval("SELECT webhook_secret FROM tenants WHERE id = $1",
+                                          tenant_id)
+    return value
+
+
+async def set_webhook_secret(session: AsyncSession, tenant_id: UUID, secret: str) -> bool:
+    status = await tx_of(session).execute(
+        "UPDATE tenants SET webhook_secret = $2 WHERE id = $1", tenant_id, secret)
+    return status.endswith(" 1")

@@ -130,3 +130,24 @@ async def update_settings(session: AsyncSession, actor: Actor, *,
             raise NotFound("tenant not found")
         tenant = updated
     return tenant
+
+
+async def webhook_secret(session: AsyncSession, tenant_id: UUID) -> str:
+    """The secret script actions are signed with (made on first use)."""
+    from domain.shared.signing import new_secret
+
+    secret = await repository.webhook_secret(session, tenant_id, create=new_secret())
+    if secret is None:
+        raise NotFound("tenant not found")
+    return secret
+
+
+async def rotate_webhook_secret(session: AsyncSession, actor: Actor) -> str:
+    """A new signing secret for script actions (admins); returned once."""
+    from domain.shared.signing import new_secret
+
+    actor.require(Role.ADMIN)
+    secret = new_secret()
+    if not await repository.set_webhook_secret(session, actor.tenant_id, secret):
+        raise NotFound("tenant not found")
+    return secret

@@ -1,0 +1,77 @@
+"""`stepwise worker`: procrastinate's worker and the tick, under a supervisor.
+
+The supervisor restarts both after a lost database (a PostgreSQL restart, a failover) with
+backoff, and stops them gracefully on SIGTERM/SIGINT: jobs in flight finish (up to a grace
+period), the rest stay queued for another worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+import httpx
+
+from domain.jobs.models import QUEUE
+from domain.shared.db import Database
+from domain.shared.settings import Settings
+from worker.tasks import Runtime, build_app
+from worker.ticker import Ticker
+
+log = logging.getLogger("stepwise.worker")
+GRACE_SECONDS = 20.0
+
+
+async def _run_once(settings: Settings, concurrency: int, stop: asyncio.Event, *,
+                    scan_seconds: float) -> None:
+    db = Database(settings.app_database_url, pool_size=concurrency + 2)
+    async with httpx.AsyncClient() as client:
+        runtime = Runtime(settings=settings, db=db, http=client)
+        app = build_app(runtime, max_size=concurrency + 3)
+        try:
+            async with app.open_async():
+                ticker = Ticker(app, settings, scan_seconds=scan_seconds)
+                worker = asyncio.create_task(app.run_worker_async(
+                    queues=[QUEUE], concurrency=concurrency, install_signal_handlers=False,
+                    delete_jobs="successful", listen_notify=True,
+                    fetch_job_polling_interval=1.0,
+                    update_heartbeat_interval=max(settings.stalled_seconds / 4, 0.5),
+                    stalled_worker_timeout=settings.stalled_seconds,
+                    shutdown_graceful_timeout=GRACE_SECONDS))
+                ticking = asyncio.create_task(ticker.run(stop))
+                stopping = asyncio.create_task(stop.wait())
+                done, _ = await asyncio.wait({worker, ticking, stopping},
+                                             return_when=asyncio.FIRST_COMPLETED)
+                for task in (worker, ticking, stopping):
+                    if task not in done:
+                        task.cancel()
+                for task in (worker, ticking, stopping):
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task  # re-raises a crash of the worker or the tick
+                if not stop.is_set():
+                    raise RuntimeError("the worker stopped by itself")
+        finally:
+            await db.dispose()
+
+
+async def serve(settings: Settings, *, concurrency: int = 10, scan_seconds: float = 3600.0,
+                stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+    backoff = 0.2
+    while not stop.is_set():
+        try:
+            await _run_once(settings, concurrency, stop, scan_seconds=scan_seconds)
+            backoff = 0.2
+        except Exception as error:  # a lost database, mostly: start again shortly
+            log.warning("worker restarting in %.1fs after %s: %s", backoff,
+                        type(error).__name__, error)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), backoff)
+            backoff = min(backoff * 2, 2.0)
+    log.info("worker stopped")
