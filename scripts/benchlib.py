@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -114,7 +114,7 @@ def _ms(value: str) -> float:
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def load(url: str, body: dict[str, object] | None, *, token: str | None = None,
+def load(url: str, body: Mapping[str, object] | None, *, token: str | None = None,
          seconds: int = 10, connections: int = 16) -> LoadResult:
     """Drive `url` with POSTs of `body` (GET if None) from wrk, or from Python if wrk is missing."""
     headers = {"Content-Type": "application/json"}
@@ -125,7 +125,7 @@ def load(url: str, body: dict[str, object] | None, *, token: str | None = None,
     return asyncio.run(_python_load(url, body, headers, seconds, connections))
 
 
-def _wrk(url: str, body: dict[str, object] | None, headers: dict[str, str], seconds: int,
+def _wrk(url: str, body: Mapping[str, object] | None, headers: dict[str, str], seconds: int,
          connections: int) -> LoadResult:
     lua = ['wrk.method = "%s"' % ("POST" if body is not None else "GET")]
     if body is not None:
@@ -150,7 +150,7 @@ end""")
                       f"wrk -t2 -c{connections} -d{seconds}s")
 
 
-async def _python_load(url: str, body: dict[str, object] | None, headers: dict[str, str],
+async def _python_load(url: str, body: Mapping[str, object] | None, headers: dict[str, str],
                        seconds: int, connections: int) -> LoadResult:
     latencies: list[float] = []
     errors = 0

@@ -49,7 +49,8 @@ def test_contract_copy_is_current() -> None:
     sources = [*SHARED_CONTRACT.glob("*.graphql*"), SHARED_CONTRACT.parent / "workflow-config.md"]
     for source in sources:
         copy = CONTRACT / source.name
-        assert copy.exists() and copy.read_text() == source.read_text(), (
+        assert copy.exists(), f"tests/contract/{source.name} is missing: copy it"
+        assert copy.read_text() == source.read_text(), (
             f"tests/contract/{source.name} differs from ../shared/contract: copy it again")
 
 

@@ -19,7 +19,14 @@ from domain.shared.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from tests.conftest import serving
 from tests.factories_runs import Team, act, make_customer, make_team, run, start
 from tests.factories_workflows import config, make_workflow, seed_core
-from tests.workerlib import SMTPServer, WebhookReceiver, WorkerProcess, eventually, worker_env
+from tests.workerlib import (
+    SMTPServer,
+    WebhookReceiver,
+    WorkerProcess,
+    eventually,
+    forget_queued_jobs,
+    worker_env,
+)
 
 pytestmark = pytest.mark.asyncio
 
@@ -53,6 +60,7 @@ async def receiver() -> AsyncIterator[WebhookReceiver]:
 @pytest_asyncio.fixture
 async def worker(database_url, clock_file, fake_llm, tmp_path: Path
                  ) -> AsyncIterator[WorkerProcess]:
+    await forget_queued_jobs(database_url)
     process = WorkerProcess(worker_env(database_url, clock_file=clock_file,
                                        extra=fake_llm.env, log_dir=tmp_path)).start()
     try:
@@ -87,6 +95,10 @@ async def _finished(gql: Any, team: Team, run_id: str, status: str = "completed"
     return await eventually(probe, deadline=30, what=f"run {run_id} to be {status}")
 
 
+async def _calls_about(fake_llm: Any, customer: dict[str, Any]) -> list[dict[str, Any]]:
+    return [call for call in await fake_llm.calls() if customer["name"] in json.dumps(call)]
+
+
 def _by_subject(smtp: SMTPServer, fragment: str) -> list[Any]:
     return [mail for mail in smtp.mails if fragment in mail.subject]
 
@@ -96,8 +108,9 @@ class TestCoreWorkflows:
             self, gql, settings, smtp, receiver, worker, fake_llm) -> None:
         team = await make_team(gql, settings)
         await _channels(gql, team, smtp, receiver)
-        await fake_llm.script({"text": "Offer a 12-month term with a 5% cap."})
         customer = await make_customer(gql, team, days=10, arr=300000)
+        await fake_llm.script({"text": "Offer a 12-month term with a 5% cap.",
+                               "match": customer["name"]})
         run_id = (await start(gql, team, "critical", customer["id"]))["run"]["id"]
         chosen = await act(gql, team, "ChooseBranch", "chooseBranch", runId=run_id,
                            branchId="activate-war-room")
@@ -108,7 +121,7 @@ class TestCoreWorkflows:
         detail = await _finished(gql, team, run_id)
         step = next(s for s in detail["steps"] if s["stepId"] == "alternative-options")
         assert step["output"] == "Offer a 12-month term with a 5% cap."
-        assert len(await fake_llm.calls()) == 1
+        assert len(await _calls_about(fake_llm, customer)) == 1
         mail = await eventually(lambda: _async(_by_subject(smtp, "War room activated")),
                                 what="the war-room email")
         assert len(mail) == 1
@@ -124,8 +137,9 @@ class TestCoreWorkflows:
             self, gql, settings, smtp, receiver, worker, fake_llm) -> None:
         team = await make_team(gql, settings)
         await _channels(gql, team, smtp, receiver)
-        await fake_llm.script({"text": "Outcome: renewed at flat price."})
         customer = await make_customer(gql, team, days=3, arr=275000)
+        await fake_llm.script({"text": "Outcome: renewed at flat price.",
+                               "match": customer["name"]})
         run_id = (await start(gql, team, "emergency", customer["id"]))["run"]["id"]
         await eventually(lambda: _async(_by_subject(smtp, "Acknowledge")),
                          what="the acknowledgment email")
@@ -207,15 +221,16 @@ class TestFaults:
             self, gql, settings, smtp, receiver, worker, fake_llm) -> None:
         team = await make_team(gql, settings)
         await _channels(gql, team, smtp, receiver)
-        await fake_llm.script({"text": "slow answer", "delay": 30},
-                              {"text": "Plan B: multi-year at list."})
         customer = await make_customer(gql, team, days=10, arr=300000)
+        await fake_llm.script({"text": "slow answer", "delay": 30, "match": customer["name"]},
+                              {"text": "Plan B: multi-year at list.",
+                               "match": customer["name"]})
         run_id = (await start(gql, team, "critical", customer["id"]))["run"]["id"]
         await act(gql, team, "ChooseBranch", "chooseBranch", runId=run_id,
                   branchId="activate-war-room")
         await act(gql, team, "ChooseBranch", "chooseBranch", runId=run_id,
                   branchId="needs-alternatives")
-        await eventually(fake_llm.calls, what="the LLM call to start")
+        await eventually(lambda: _calls_about(fake_llm, customer), what="the LLM call to start")
         await eventually(lambda: _async(_by_subject(smtp, "War room activated")),
                          what="the war-room email")
         worker.kill()
@@ -224,7 +239,7 @@ class TestFaults:
         step = next(s for s in detail["steps"] if s["stepId"] == "alternative-options")
         assert step["output"] == "Plan B: multi-year at list."
         assert step["attempts"] == 1
-        assert len(await fake_llm.calls()) == 2  # the first answer never arrived
+        assert len(await _calls_about(fake_llm, customer)) == 2  # the first never answered
         assert len(_by_subject(smtp, "War room activated")) == 1
         seqs = [e["seq"] for e in detail["events"]]
         assert seqs == list(range(1, len(seqs) + 1))

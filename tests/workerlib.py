@@ -195,6 +195,19 @@ class WorkerProcess:
         return self.log.read_text(errors="replace") if self.log else ""
 
 
+async def forget_queued_jobs(database_url: str) -> None:
+    """Drop jobs other tests left queued in the shared session database (their runs are
+    not this test's), so a worker started now only does what this test causes."""
+    import asyncpg  # the superuser URL of the test database
+
+    connection = await asyncpg.connect(database_url.replace("+asyncpg", ""),
+                                       server_settings={"search_path": "jobs"})
+    try:  # the engine's triggers name their tables unqualified
+        await connection.execute("DELETE FROM procrastinate_jobs")
+    finally:
+        await connection.close()
+
+
 def worker_env(database_url: str, *, clock_file: Path, extra: dict[str, str],
                log_dir: Path) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items()

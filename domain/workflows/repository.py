@@ -196,14 +196,16 @@ def loaded_config(row: Workflow | WorkflowSummary) -> dict[str, Any] | None:
 
 async def configs(session: AsyncSession, ids: Sequence[UUID]) -> list[tuple[UUID, Any]]:
     statement = select(W.id, W.config).where(W.id == any_(list(ids)))  # type: ignore[arg-type,call-overload]
-    return [(i, c) for i, c in (await session.execute(statement)).all()]
+    rows: Sequence[Any] = (await session.execute(statement)).all()
+    return [(i, c) for i, c in rows]
 
 
 async def usage_counts(session: AsyncSession, ids: Sequence[UUID]) -> dict[UUID, int]:
     """How many visible workflows were cloned from each of `ids`."""
     statement = (select(W.cloned_from, func.count()).where(W.cloned_from.in_(ids))  # type: ignore[union-attr,call-overload]
                  .group_by(W.cloned_from))
-    return {source: count for source, count in (await session.execute(statement)).all()}
+    rows: Sequence[Any] = (await session.execute(statement)).all()
+    return {source: count for source, count in rows}
 
 
 async def upsert_core(session: AsyncSession, values: dict[str, Any]) -> str:
@@ -248,7 +250,8 @@ async def versions_pages(session: AsyncSession, workflow_ids: Sequence[UUID], *,
     statement = (select(version, ranked.c.total).where(ranked.c.rank <= limit)
                  .order_by(ranked.c.workflow_id, ranked.c.number.desc()))
     pages: dict[UUID, tuple[list[WorkflowVersion], int]] = {}
-    for row, total in (await session.execute(statement)).all():
+    rows: Sequence[Any] = (await session.execute(statement)).all()
+    for row, total in rows:
         items, _ = pages.get(row.workflow_id, ([], 0))
         items.append(row)
         pages[row.workflow_id] = (items, int(total))
