@@ -36,6 +36,10 @@ class NotificationPreview:
     condition_met: bool = strawberry.field(description="True without a condition.")
     schedule: JSON | None = strawberry.field(description="The notification's schedule, as "
                                                          "configured (e.g. {daysOverdue: 7}).")
+    fires_at: datetime | None = strawberry.field(description=(
+        "When a scheduled notification would fire for this customer (the start of that day "
+        "in the tenant's time zone; it may be in the past). Null for an unscheduled one, "
+        "which fires when its step is entered, and for a schedule without a renewal date."))
     errors: list[UserError]
 
     @classmethod
@@ -43,7 +47,8 @@ class NotificationPreview:
         return cls(step_id=rendered.step_id, notification_id=rendered.notification_id,
                    type=rendered.type, title=rendered.title, message=rendered.message,
                    recipients=rendered.recipients, condition_met=rendered.condition_met,
-                   schedule=rendered.schedule, errors=_errors(rendered.problems))
+                   schedule=rendered.schedule, fires_at=rendered.fires_at,
+                   errors=_errors(rendered.problems))
 
 
 @strawberry.type

@@ -107,6 +107,21 @@ class TestCoreWorkflowPreviews:
         assert all(n["errors"] == [] for n in by_id.values())
 
 
+    async def test_a_scheduled_notification_says_when_it_fires(self, gql, settings) -> None:
+        await seeding.seed_core(settings.database_url)
+        tenant = await make_tenant(settings, time_zone="America/New_York")
+        made = await upsert_customer(gql, tenant, renewalDate="2026-03-01")
+        query = """query($key: String!, $id: ID!) { previewNotifications(workflowKey: $key,
+                   customerId: $id) { notificationId schedule firesAt } }"""
+        data = await gql(query, {"key": "overdue", "id": made["id"]}, token=tenant.token)
+        by_id = {n["notificationId"]: n for n in data["previewNotifications"]}
+        # 15 days after 1 March, at midnight in New York (EDT from 8 March: UTC-4)
+        assert by_id["day-15-war-room"]["firesAt"] == "2026-03-16T04:00:00+00:00"
+        unscheduled = [n for n in by_id.values() if n["schedule"] is None]
+        assert unscheduled
+        assert all(n["firesAt"] is None for n in unscheduled)
+
+
 class TestPreviewResolution:
     async def test_a_tenant_workflow_shadows_the_core_one(self, gql, settings) -> None:
         tenant, ids = await _account(gql, settings)

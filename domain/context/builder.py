@@ -8,7 +8,7 @@ is returned by `workflowContext` and can be stored on a run.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -154,8 +154,17 @@ async def build(session: AsyncSession, customer_id: UUID | str, *,
                 now: datetime | None = None) -> Context:
     """The context of the current tenant's customer (one query for the customer and all
     around it); CustomerNotFound if not visible."""
+    return (await build_with_renewal(session, customer_id, now=now))[0]
+
+
+async def build_with_renewal(session: AsyncSession, customer_id: UUID | str, *,
+                             now: datetime | None = None
+                             ) -> tuple[Context, date | None, str | None]:
+    """`build`, plus the customer's renewal date and the tenant's time zone (what a
+    notification's schedule is computed from)."""
     found = await repository.with_surroundings(session, customers.parse_customer_id(customer_id))
     if found is None:
         raise CustomerNotFound()
     customer, around = found
-    return _composed(customer, around, now)
+    time_zone = around.tenant.time_zone if around.tenant else None
+    return _composed(customer, around, now), customer.renewal_date, time_zone

@@ -13,7 +13,9 @@ straddling midnight would make daysUntilRenewal and hoursUntilRenewal disagree.
 from __future__ import annotations
 
 import math
-from datetime import UTC, date, datetime, time, tzinfo
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from domain.shared import clock as shared_clock
@@ -70,3 +72,18 @@ def renewal_figures(renewal: date | None, tz: tzinfo, now: datetime | None = Non
         "hoursUntilRenewal": hours_until(renewal, tz, now),
         "daysOverdue": None if days is None else max(0, -days),
     }
+
+
+def schedule_moment(schedule: Mapping[str, Any], renewal: date | None, time_zone: str | None
+                    ) -> datetime | None:
+    """When a scheduled notification is due: the start of the day (in the tenant's zone) on
+    which daysOverdue (or daysUntilRenewal) reaches the configured number."""
+    if renewal is None:
+        return None
+    if isinstance(schedule.get("daysOverdue"), int):
+        day = renewal + timedelta(days=int(schedule["daysOverdue"]))
+    elif isinstance(schedule.get("daysUntilRenewal"), int):
+        day = renewal - timedelta(days=int(schedule["daysUntilRenewal"]))
+    else:
+        return None
+    return datetime.combine(day, time.min, tzinfo=zone(time_zone)).astimezone(UTC)

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.context.dates import zone
+from domain.context.dates import schedule_moment
 from domain.jobs import service as jobs
 from domain.jobs.models import DELIVER, Job
 from domain.notifications import repository
@@ -26,21 +26,6 @@ from domain.templating.notifications import render_notification
 
 # in_app needs no configuration: the inbox is part of Stepwise.
 IMPLICIT = frozenset({"in_app"})
-
-
-def schedule_moment(schedule: Mapping[str, Any], renewal: date | None, time_zone: str | None
-                    ) -> datetime | None:
-    """When a scheduled notification is due: the start of the day (in the tenant's zone) on
-    which daysOverdue (or daysUntilRenewal) reaches the configured number."""
-    if renewal is None:
-        return None
-    if isinstance(schedule.get("daysOverdue"), int):
-        day = renewal + timedelta(days=int(schedule["daysOverdue"]))
-    elif isinstance(schedule.get("daysUntilRenewal"), int):
-        day = renewal - timedelta(days=int(schedule["daysUntilRenewal"]))
-    else:
-        return None
-    return datetime.combine(day, time.min, tzinfo=zone(time_zone)).astimezone(UTC)
 
 
 def choose_channel(kind: str, channels: Sequence[Channel],

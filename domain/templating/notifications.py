@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from domain.shared.errors import Problem
@@ -59,6 +60,7 @@ class RenderedNotification:
     condition_met: bool
     problems: list[Problem] = field(default_factory=list)
     schedule: Any = None
+    fires_at: datetime | None = None  # scheduled ones: when; None = when its step is entered
 
 
 def notifications_of(config: Mapping[str, Any]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -11,6 +11,7 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.context import builder
+from domain.context.dates import schedule_moment
 from domain.customers.errors import CustomerNotFound
 from domain.shared.errors import NotFound, Problem
 from domain.templating.engine import MAX_AD_HOC_LENGTH, TemplateError, problems, render
@@ -76,8 +77,10 @@ async def notifications_for_key(session: AsyncSession, workflow_key: str,
                                 ) -> list[RenderedNotification]:
     """The notifications of the workflow the tenant resolves `workflow_key` to (its own
     shadows the core one), rendered for the customer; NotFound for either being hidden."""
-    context = await builder.build(session, customer_id, now=now)
+    context, renewal, time_zone = await builder.build_with_renewal(session, customer_id, now=now)
     workflow = await workflows.resolve_key(session, workflow_key)
     if workflow is None:
         raise NotFound("no such workflow", path="workflowKey")
-    return preview(workflow.config, run_context(context, workflow.config))
+    rendered = preview(workflow.config, run_context(context, workflow.config))
+    return [replace(item, fires_at=schedule_moment(item.schedule, renewal, time_zone))
+            if isinstance(item.schedule, Mapping) else item for item in rendered]
