@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 from pathlib import Path
 from uuid import UUID
@@ -138,6 +139,9 @@ def serve(
     import uvicorn
 
     _owner_url()  # starts the embedded database first and exports DATABASE_URL to workers
+    # uvicorn re-raises the SIGTERM it shut down on once it is done: with the default handler
+    # that kills the process before atexit, and the embedded PostgreSQL would never stop.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     uvicorn.run("schema.app:create_app", factory=True, host=host, port=port, workers=workers,
                 reload=reload, log_level="info", proxy_headers=True)
 
@@ -169,6 +173,7 @@ def worker(concurrency: int = typer.Option(10, "--concurrency", min=1, max=200,
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s")
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
     settings = _settings()
     asyncio.run(serve(settings, concurrency=concurrency, scan_seconds=scan_every))
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -26,7 +25,7 @@ from schema.app import create_app
 from tests.factories import GraphQLClient
 from tests.factories_runs import act, make_customer, make_team, start
 from tests.factories_workflows import seed_core
-from tests.workerlib import WorkerProcess, eventually, worker_env
+from tests.workerlib import WorkerProcess, eventually, free_port, worker_env
 
 pytestmark = pytest.mark.asyncio
 
@@ -39,13 +38,6 @@ def _binaries() -> Path | None:
     return Path(found).parent if found else None
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 class PrivateServer:
     def __init__(self, root: Path) -> None:
         binaries = _binaries()
@@ -53,7 +45,7 @@ class PrivateServer:
             pytest.skip("no PostgreSQL server binaries (initdb) on this machine")
         self.bin = binaries
         self.root = root
-        self.port = _free_port()
+        self.port = free_port()
         self.as_user: list[str] = []
         if os.geteuid() == 0:  # initdb refuses root: run the server as the postgres user
             runuser = shutil.which("runuser")

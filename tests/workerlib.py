@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -25,6 +26,14 @@ from starlette.routing import Route
 from domain.shared.settings import PROJECT_ROOT
 
 T = TypeVar("T")
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 async def eventually(probe: Callable[[], Awaitable[T | None]], *, deadline: float = 20.0,

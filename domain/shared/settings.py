@@ -10,7 +10,8 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DATA_DIR = PROJECT_ROOT / ".data"
+# Local state (the embedded PostgreSQL, a generated JWT secret); STEPWISE_DATA_DIR moves it.
+DATA_DIR = Path(os.environ.get("STEPWISE_DATA_DIR") or PROJECT_ROOT / ".data")
 APP_ROLE = "stepwise_app"
 OWNER_ROLE = "stepwise_owner"
 # The worker reaches the job engine (schema `jobs`) as this role; the app role cannot.
