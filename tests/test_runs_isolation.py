@@ -186,3 +186,65 @@ class TestOverGraphQL:
         assert theirs["run"] is None
         mine = await gql("{ runs { totalCount } }", token=a.tenant.token)
         assert mine["runs"]["totalCount"] == 1
+
+    async def test_channels_notifications_and_inbox_are_the_callers_own(
+            self, gql, victim) -> None:
+        a, b, run_id, _ = victim
+        own = await gql("{ notificationChannels { id name } }", token=a.tenant.token)
+        channel_id = own["notificationChannels"][0]["id"]
+        detail = await gql("query($id: ID!) { run(id: $id) { notifications { id } } }",
+                           {"id": str(run_id)}, token=a.tenant.token)
+        notification_id = detail["run"]["notifications"][0]["id"]
+
+        assert (await gql("{ notificationChannels { id } }", token=b.tenant.token)
+                ) == {"notificationChannels": []}
+        assert (await gql('{ workflowChannels(workflowKey: "critical") { channelId } }',
+                          token=b.tenant.token)) == {"workflowChannels": []}
+        assert (await gql("{ inbox { id } }", token=b.tenant.token)) == {"inbox": []}
+
+        update = await gql(
+            "mutation($id: ID!) { updateNotificationChannel(id: $id, input: {name: \"pwned\"})"
+            " { channel { id } errors { code path } } }", {"id": channel_id},
+            token=b.tenant.token)
+        assert update["updateNotificationChannel"] == {
+            "channel": None, "errors": [{"code": "NOT_FOUND", "path": "id"}]}
+        delete = await gql("mutation($id: ID!) { deleteNotificationChannel(id: $id) { "
+                           "deletedId errors { code } } }", {"id": channel_id},
+                           token=b.tenant.token)
+        assert delete["deleteNotificationChannel"] == {"deletedId": None,
+                                                       "errors": [{"code": "NOT_FOUND"}]}
+        plant = await gql(
+            'mutation($c: ID!) { setWorkflowChannels(workflowKey: "critical", channels: '
+            "[{channelId: $c}]) { channels { channelId } errors { code } } }",
+            {"c": channel_id}, token=b.tenant.token)
+        assert plant["setWorkflowChannels"]["channels"] is None
+        assert plant["setWorkflowChannels"]["errors"][0]["code"] == "NOT_FOUND"
+        read = await gql("mutation($id: ID!) { markNotificationRead(id: $id) { "
+                         "notification { id } errors { code } } }", {"id": notification_id},
+                         token=b.tenant.token)
+        assert read["markNotificationRead"] == {"notification": None,
+                                                "errors": [{"code": "NOT_FOUND"}]}
+
+        still = await gql("{ notificationChannels { id name } }", token=a.tenant.token)
+        assert still["notificationChannels"] == own["notificationChannels"]
+
+    async def test_another_tenants_run_and_customer_cannot_be_worked(self, gql, victim) -> None:
+        a, b, run_id, customer = victim
+        for operation in ("cancelRun", "pauseRun", "resumeRun"):
+            done = await gql(f"mutation($id: ID!) {{ {operation}(runId: $id) {{ run {{ id }} "
+                             "errors { code } } }", {"id": str(run_id)}, token=b.tenant.token)
+            assert done[operation] == {"run": None, "errors": [{"code": "NOT_FOUND"}]}
+        chosen = await gql('mutation($id: ID!) { chooseBranch(runId: $id, branchId: "snooze") '
+                           "{ run { id } errors { code } } }", {"id": str(run_id)},
+                           token=b.tenant.token)
+        assert chosen["chooseBranch"] == {"run": None, "errors": [{"code": "NOT_FOUND"}]}
+        started = await gql(
+            "mutation($input: StartRunInput!) { startRun(input: $input) { run { id } "
+            "errors { code path } } }",
+            {"input": {"workflowKey": "critical", "customerId": customer["id"]}},
+            token=b.tenant.token)
+        assert started["startRun"]["run"] is None
+        assert [e["code"] for e in started["startRun"]["errors"]] == ["NOT_FOUND"]
+        mine = await gql("query($id: ID!) { run(id: $id) { status } }", {"id": str(run_id)},
+                         token=a.tenant.token)
+        assert mine["run"]["status"] == "waiting"

@@ -31,11 +31,17 @@ pytestmark = pytest.mark.asyncio
 
 
 def _binaries() -> Path | None:
+    """The machine's PostgreSQL server binaries, else the embedded server's own."""
     for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
         if (candidate / "initdb").exists():
             return candidate
     found = shutil.which("initdb")
-    return Path(found).parent if found else None
+    if found:
+        return Path(found).parent
+    import pgserver
+
+    bundled = Path(pgserver.__file__).parent / "pginstall" / "bin"
+    return bundled if (bundled / "initdb").exists() else None
 
 
 class PrivateServer:
