@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import signal
 
@@ -60,6 +61,9 @@ async def serve(settings: Settings, *, concurrency: int = 10, scan_seconds: floa
                 stop: asyncio.Event | None = None) -> None:
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
+    # `import anthropic` takes over a second: pay it before the first job, not inside one
+    # (it would block the loop and every job running beside it).
+    await asyncio.to_thread(importlib.import_module, "anthropic")
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
