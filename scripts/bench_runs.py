@@ -111,7 +111,7 @@ def _percentile(values: list[float], fraction: float) -> float:
 def _log() -> Any:
     """Where workers write (STEPWISE_BENCH_LOG=path appends there; else nowhere)."""
     path = os.environ.get("STEPWISE_BENCH_LOG")
-    return open(path, "ab") if path else subprocess.DEVNULL  # noqa: SIM115 - the child owns it
+    return open(path, "ab") if path else subprocess.DEVNULL
 
 
 def _workers(count: int, url: str, fake_url: str) -> list[subprocess.Popen[bytes]]:
