@@ -30,6 +30,7 @@ from typing import Any
 import asyncpg
 import httpx
 import websockets
+from websockets.typing import Subprotocol
 
 from domain.auth import tokens
 from domain.seeding import service as seeding
@@ -128,7 +129,7 @@ class Watchers:
     async def open(self, address: str, token: str, targets: list[tuple[str, int]]) -> None:
         for start in range(0, len(targets), PER_SOCKET):
             ws = await websockets.connect(f"ws://{address}/graphql",
-                                          subprotocols=["graphql-transport-ws"],
+                                          subprotocols=[Subprotocol("graphql-transport-ws")],
                                           max_queue=None, open_timeout=60)
             await ws.send(json.dumps({"type": "connection_init",
                                       "payload": {"Authorization": f"Bearer {token}"}}))
