@@ -10,7 +10,8 @@ workflow). One uvicorn process (uvloop, httptools) serves it; this process is th
    server's RSS delta divided by the number held.
 2. Latency: `--watchers` subscriptions spread over the runs while a driver pauses and resumes
    runs through GraphQL mutations. Latency is arrival time minus the event's `at`, which the
-   server stamps inside the transaction before COMMIT: an upper bound on commit-to-subscriber.
+   server stamps inside the mutation's transaction before its steps run and COMMIT: an upper
+   bound on commit-to-subscriber (it includes the rest of the mutation's transaction).
 
 The machine is shared (2 cores, other engineers' tests and benches, and this client runs on
 the same cores as the server): numbers are noisy, run it twice.
