@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
@@ -19,8 +20,12 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.types import ConnectionInitMessage
+from strawberry.types.execution import ExecutionResult, PreExecutionError
 
 from domain.auth import tokens
+from domain.live.broker import Broker
 from domain.shared import repository as health
 from domain.shared.db import Database, UnknownCaller
 from domain.shared.migrate import head_revision
@@ -36,8 +41,70 @@ def _unauthorized(reason: str) -> JSONResponse:
     return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
 
+# An invalid or expired token closes the socket with 4403 on both protocols: the npm
+# graphql-ws client gives up for good on 4401 but retries 4403 (re-evaluating a
+# `connectionParams` function, so a refreshed token gets in). See README "Live runs".
+TOKEN_REFUSED = 4403
+
+
+class LegacyGraphQLWS(BaseGraphQLWSHandler[Context, None]):
+    """The legacy graphql-ws protocol with the same refusal as graphql-transport-ws.
+
+    Strawberry answers a refused connection_init with connection_error and closes 1011
+    ("internal error"); a bad token is not a server error.
+    """
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        payload = message.get("payload")
+        if payload is not None and not isinstance(payload, dict):
+            await self.send_message({"type": "connection_error"})
+            await self.websocket.close(code=TOKEN_REFUSED, reason="Forbidden")
+            return
+        self.context.connection_params = payload
+        try:
+            await self.view.on_ws_connect(self.context)
+        except ConnectionRejectionError as e:
+            await self.send_message({"type": "connection_error", "payload": e.payload})
+            await self.websocket.close(code=TOKEN_REFUSED, reason="Forbidden")
+            return
+        await super().handle_connection_init(message)
+
+    async def handle_async_results(self, operation_id: str, query: str,
+                                   operation_name: str | None,
+                                   variables: dict[str, object] | None) -> None:
+        """Queries and mutations too: Strawberry's legacy handler sends every operation to
+        `schema.subscribe`, which refuses a query (masked as INTERNAL_SERVER_ERROR).
+        `schema.stream` runs any operation, as graphql-transport-ws does."""
+        try:
+            result_source = await self.schema.stream(
+                query, variable_values=variables, operation_name=operation_name,
+                context_value=self.context, root_value=self.root_value)
+            first = True
+            async with aclosing(result_source):
+                async for result in result_source:
+                    if first and isinstance(result, PreExecutionError):
+                        assert result.errors
+                        await self.send_message({"type": "error", "id": operation_id,
+                                                 "payload": result.errors[0].formatted})
+                        return
+                    if not isinstance(result, ExecutionResult):
+                        await self.send_message({"type": "error", "id": operation_id,
+                                                 "payload": {"message": "not supported"}})
+                        return
+                    await self.send_data_message(result, operation_id)
+                    first = False
+            await self.send_message({"type": "complete", "id": operation_id})
+        except asyncio.CancelledError:
+            await self.send_message({"type": "complete", "id": operation_id})
+        finally:
+            self.subscriptions.pop(operation_id, None)
+            self.tasks.pop(operation_id, None)
+
+
 class StepwiseGraphQL(GraphQL[Context, None]):
     """Strawberry's ASGI view with the typed context and token checks on WebSocket."""
+
+    graphql_ws_handler_class = LegacyGraphQLWS
 
     def __init__(self, settings: Settings, **options: Any) -> None:
         schema = build_schema(max_depth=settings.max_query_depth,
@@ -137,9 +204,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.db = Database(resolved.app_database_url, pool_size=resolved.pool_size)
         app.state.head_revision = head_revision()
+        # One LISTEN connection per process, outside the pool (domain.live.broker).
+        app.state.broker = Broker(resolved.listener_dsn)
+        await app.state.broker.start()
         try:
             yield
         finally:
+            await app.state.broker.stop()
             await app.state.db.dispose()
 
     graphql = StepwiseGraphQL(resolved)

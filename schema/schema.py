@@ -19,7 +19,7 @@ from strawberry.types import ExecutionContext
 
 from schema.extensions import MaskUnexpectedErrors, TenantTransaction
 
-# One module per concept, each with an optional `Query` and `Mutation` class.
+# One module per concept, each with an optional `Query`, `Mutation` and `Subscription` class.
 MODULES = (
     "schema.users",
     "schema.customers",
@@ -29,10 +29,13 @@ MODULES = (
     "schema.saved_actions",
     "schema.runs",
     "schema.notifications",
+    "schema.live",
 )
 _loaded = [importlib.import_module(name) for name in MODULES]
 QUERIES: tuple[type, ...] = tuple(m.Query for m in _loaded if hasattr(m, "Query"))
 MUTATIONS: tuple[type, ...] = tuple(m.Mutation for m in _loaded if hasattr(m, "Mutation"))
+SUBSCRIPTIONS: tuple[type, ...] = tuple(m.Subscription for m in _loaded
+                                        if hasattr(m, "Subscription"))
 
 
 class StepwiseSchema(strawberry.Schema):
@@ -50,6 +53,7 @@ def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int 
                  ) -> strawberry.Schema:
     query = merge_types("Query", QUERIES)
     mutation = merge_types("Mutation", MUTATIONS) if MUTATIONS else None
+    subscription = merge_types("Subscription", SUBSCRIPTIONS) if SUBSCRIPTIONS else None
     # The limiters build their validation-rule classes in __init__. Built once here, the rule
     # classes are the same objects on every request, so ValidationCache's key (document,
     # rules) hits; a fresh limiter per request would defeat the cache entirely.
@@ -60,6 +64,7 @@ def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int 
     return StepwiseSchema(
         query=query,
         mutation=mutation,
+        subscription=subscription,
         extensions=[
             lambda: MaxTokensLimiter(max_token_count=max_tokens),
             lambda: ParserCache(maxsize=512),

@@ -84,6 +84,15 @@ class Settings:
     tick_seconds: float = 1.0  # how often a worker looks for due timers and notifications
     stalled_seconds: float = 5.0  # a worker silent this long has its jobs retried
 
+    @property
+    def listener_dsn(self) -> str:
+        """libpq URL of the live listener: STEPWISE_LISTEN_DATABASE_URL (a direct connection
+        to PostgreSQL, never through PgBouncer in transaction mode) or the app role's URL."""
+        from sqlalchemy.engine import make_url
+
+        url = os.environ.get("STEPWISE_LISTEN_DATABASE_URL") or self.app_database_url
+        return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
     @classmethod
     def from_env(cls, *, database_url: str | None = None) -> Settings:
         """Settings from the environment; `database_url` overrides DATABASE_URL (embedded mode)."""
