@@ -37,7 +37,10 @@ async def _run_once(settings: Settings, concurrency: int, stop: asyncio.Event, *
                 worker = asyncio.create_task(app.run_worker_async(
                     queues=[QUEUE], concurrency=concurrency, install_signal_handlers=False,
                     delete_jobs="successful", listen_notify=True,
-                    fetch_job_polling_interval=1.0,
+                    # procrastinate clears its "new job" flag after a fetch that found
+                    # nothing, so a NOTIFY landing during that fetch is lost until the next
+                    # poll: poll often (one cheap query per 0.1 s when idle).
+                    fetch_job_polling_interval=0.1,
                     update_heartbeat_interval=max(settings.stalled_seconds / 4, 0.5),
                     stalled_worker_timeout=settings.stalled_seconds,
                     shutdown_graceful_timeout=GRACE_SECONDS))
