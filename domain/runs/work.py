@@ -61,7 +61,7 @@ async def execute_step(db: Database, tenant_id: UUID, run_id: UUID, step_id: str
     outcome: Any
     failure: DomainError | None = None
     try:
-        outcome = await handler.perform(request)
+        outcome = await handler.perform(request, db=db, tenant_id=tenant_id)
     except DomainError as error:
         failure, outcome = error, None
     async with db.transaction(tenant_id) as tx:
