@@ -29,6 +29,7 @@ MODULES = (
     "schema.saved_actions",
     "schema.runs",
     "schema.notifications",
+    "schema.usage",
 )
 _loaded = [importlib.import_module(name) for name in MODULES]
 QUERIES: tuple[type, ...] = tuple(m.Query for m in _loaded if hasattr(m, "Query"))

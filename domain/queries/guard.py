@@ -1,7 +1,7 @@
 """The static check of generated SQL: the first line of defence, the database role the last.
 
-Accepted: one SELECT (set operations and read-only CTEs included) over the allow-listed
-`query_api` views, calling only allow-listed functions. Refused: anything sqlglot cannot
+Accepted: one SELECT statement, set operations and read-only CTEs included, over the
+allow-listed `query_api` views, calling only allow-listed functions. Refused: anything sqlglot cannot
 parse into a known tree (it wraps that in `exp.Command`), INTO, locking clauses, DML or DDL
 anywhere, other relations (catalogs included), table functions, parameters, qualified
 function names. What runs is the SQL regenerated from the checked tree without comments, so

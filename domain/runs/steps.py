@@ -44,6 +44,7 @@ class IOStepType(StepType):
     """A kind of step whose work is I/O: queued here, done by the worker."""
 
     io = True
+    uses_llm = False  # a model call: reserved in the ledger before, reconciled after
 
     async def enter(self, work: Work, step: Mapping[str, Any], record: RunStep) -> Next:
         record.status = StepStatus.QUEUED.value
@@ -136,6 +137,7 @@ def system_prompt(work_config: Mapping[str, Any], customer_context: Mapping[str,
 class Llm(IOStepType):
     """An LLM writes the step's output from its rendered prompt (the Anthropic SDK)."""
 
+    uses_llm = True
     max_tokens = 1024
 
     async def prepare(self, work: Work, step: Mapping[str, Any], record: RunStep
@@ -179,6 +181,8 @@ class Query(IOStepType):
     """Governed NL->SQL (M12): the model writes one SELECT from the rendered prompt; it runs
     only if the guard accepts it, read-only as the query role (domain/queries)."""
 
+    uses_llm = True
+
     async def prepare(self, work: Work, step: Mapping[str, Any], record: RunStep
                       ) -> dict[str, Any]:
         from domain.queries import service as queries
@@ -192,13 +196,22 @@ class Query(IOStepType):
     async def perform(self, work_input: dict[str, Any], *, db: Database, tenant_id: UUID
                       ) -> Any:
         from domain.queries import service as queries
+        from domain.queries.errors import QueryFailed, QueryRefused
 
         completion = await _complete(work_input)
-        result = await queries.run(db, tenant_id, queries.extract_sql(completion.text))
-        return {**result.as_output(), "model": completion.model, "usage": _usage(completion)}
+        spent = {"model": completion.model, "usage": _usage(completion)}
+        try:
+            result = await queries.run(db, tenant_id, queries.extract_sql(completion.text))
+        except (QueryRefused, QueryFailed) as error:  # the call was paid for: keep its usage
+            return {**spent, "failure": {"code": error.code, "message": error.message}}
+        return {**result.as_output(), **spent}
 
     async def finish(self, work: Work, step: Mapping[str, Any], record: RunStep,
                      result: Any) -> Next:
+        failure = result.get("failure")
+        if failure:
+            fail_run(work, failure["message"], code=failure["code"], record=record)
+            return WAIT
         output = {k: v for k, v in result.items() if k not in ("model", "usage")}
         complete_step(work, record, output, model=result.get("model"),
                       usage=result.get("usage"), rowCount=output["rowCount"])

@@ -1,4 +1,5 @@
-"""Query steps: the curated views NL->SQL may read, and the role that reads them.
+"""Query steps: the curated views NL->SQL may read, and the role that reads them; the token
+and cost ledger with per-tenant monthly budgets.
 
 Revision ID: 0008
 Revises: 0006
@@ -14,9 +15,12 @@ under `SET LOCAL ROLE stepwise_query` inside a READ ONLY transaction.
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql as pg
 
 from domain.shared.settings import APP_ROLE, OWNER_ROLE, QUERY_ROLE
+from migrations import rls
 from migrations.rls import CURRENT_TENANT
 
 revision: str = "0008"
@@ -40,7 +44,67 @@ VIEWS = {
 }
 
 
+NOW = sa.text("now()")
+
+
+def _ledger() -> None:
+    # One row per LLM call: a reservation (worst case) first, reconciled to what the call
+    # used. Costs are integer micro-USD from a versioned price table (domain/usage/prices.py).
+    op.create_table(
+        "llm_usage",
+        sa.Column("tenant_id", pg.UUID, nullable=False),
+        sa.Column("id", pg.UUID, nullable=False, server_default=sa.text("gen_random_uuid()")),
+        sa.Column("status", sa.Text, nullable=False, server_default="reserved"),
+        sa.Column("purpose", sa.Text, nullable=False),
+        sa.Column("model", sa.Text, nullable=False),
+        sa.Column("price_version", sa.Text, nullable=False),
+        sa.Column("run_id", pg.UUID, nullable=True),
+        sa.Column("step_id", sa.Text, nullable=True),
+        sa.Column("workflow_key", sa.Text, nullable=True),
+        sa.Column("customer_id", pg.UUID, nullable=True),
+        sa.Column("input_tokens", sa.BigInteger, nullable=False, server_default="0"),
+        sa.Column("output_tokens", sa.BigInteger, nullable=False, server_default="0"),
+        sa.Column("cache_creation_input_tokens", sa.BigInteger, nullable=False,
+                  server_default="0"),
+        sa.Column("cache_read_input_tokens", sa.BigInteger, nullable=False,
+                  server_default="0"),
+        sa.Column("tokens", sa.BigInteger, nullable=False, server_default="0"),
+        sa.Column("cost_micros", sa.BigInteger, nullable=False, server_default="0"),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+        sa.Column("settled_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("tenant_id", "id", name="pk_llm_usage"),
+        sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE",
+                                name="fk_llm_usage_tenant"),
+        sa.ForeignKeyConstraint(["tenant_id", "run_id"], ["runs.tenant_id", "runs.id"],
+                                ondelete="SET NULL (run_id)", name="fk_llm_usage_run"),
+        sa.CheckConstraint("status IN ('reserved', 'settled', 'released')",
+                           name="status_known"),
+        sa.CheckConstraint("tokens >= 0 AND cost_micros >= 0", name="amounts_positive"),
+    )
+    op.create_index("ix_llm_usage_month", "llm_usage", ["tenant_id", "created_at"])
+    op.create_index("ix_llm_usage_run", "llm_usage", ["tenant_id", "run_id"])
+    rls.tenant_rls("llm_usage")
+    rls.grant_dml("llm_usage", privileges="SELECT, INSERT, UPDATE")
+    op.create_table(
+        "tenant_budgets",
+        sa.Column("tenant_id", pg.UUID, nullable=False),
+        sa.Column("monthly_tokens", sa.BigInteger, nullable=True),
+        sa.Column("monthly_cost_micros", sa.BigInteger, nullable=True),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+        sa.PrimaryKeyConstraint("tenant_id", name="pk_tenant_budgets"),
+        sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE",
+                                name="fk_tenant_budgets_tenant"),
+        sa.CheckConstraint("monthly_tokens IS NULL OR monthly_tokens >= 0",
+                           name="tokens_positive"),
+        sa.CheckConstraint("monthly_cost_micros IS NULL OR monthly_cost_micros >= 0",
+                           name="cost_positive"),
+    )
+    rls.tenant_rls("tenant_budgets")
+    rls.grant_dml("tenant_budgets", privileges="SELECT, INSERT, UPDATE")
+
+
 def upgrade() -> None:
+    _ledger()
     op.execute(f"""
     DO $$
     BEGIN
@@ -79,6 +143,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    rls.drop_table("tenant_budgets")
+    rls.drop_table("llm_usage")
     op.execute("DROP SCHEMA IF EXISTS query_api CASCADE")
     op.execute(f"""
     DO $$
