@@ -1,11 +1,11 @@
 """The static check of generated SQL: the first line of defence, the database role the last.
 
 Accepted: one SELECT statement, set operations and read-only CTEs included, over the
-allow-listed `query_api` views, calling only allow-listed functions. Refused: anything sqlglot cannot
-parse into a known tree (it wraps that in `exp.Command`), INTO, locking clauses, DML or DDL
-anywhere, other relations (catalogs included), table functions, parameters, qualified
-function names. What runs is the SQL regenerated from the checked tree without comments, so
-a comment or quoting trick the parser reads differently from PostgreSQL cannot smuggle
+allow-listed `query_api` views, calling only allow-listed functions. Refused: anything
+sqlglot cannot parse into a known tree (it wraps that in `exp.Command`), INTO, locking
+clauses, DML or DDL anywhere, other relations (catalogs included), table functions,
+parameters, qualified function names. What runs is the SQL regenerated from the checked
+tree without comments, so a comment or quoting trick the parser reads differently from PostgreSQL cannot smuggle
 anything in (and the extended protocol refuses a second statement anyway).
 
 sqlglot (MIT) rather than pglast (the real PostgreSQL parser, but GPL-3): the project is not
