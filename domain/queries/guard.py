@@ -5,8 +5,9 @@ allow-listed `query_api` views, calling only allow-listed functions. Refused: an
 sqlglot cannot parse into a known tree (it wraps that in `exp.Command`), INTO, locking
 clauses, DML or DDL anywhere, other relations (catalogs included), table functions,
 parameters, qualified function names. What runs is the SQL regenerated from the checked
-tree without comments, so a comment or quoting trick the parser reads differently from PostgreSQL cannot smuggle
-anything in (and the extended protocol refuses a second statement anyway).
+tree without comments, so a comment or quoting trick the parser reads differently from
+PostgreSQL cannot smuggle anything in (and the extended protocol refuses a second
+statement anyway).
 
 sqlglot (MIT) rather than pglast (the real PostgreSQL parser, but GPL-3): the project is not
 GPL, and a parse that differs from PostgreSQL's can only make us refuse or regenerate, never
