@@ -103,8 +103,89 @@ def _ledger() -> None:
     rls.grant_dml("tenant_budgets", privileges="SELECT, INSERT, UPDATE")
 
 
+def _chat() -> None:
+    # Threads per run and step; messages with a gapless per-thread seq (threads.next_seq,
+    # taken under the thread's row lock); every tool call the model makes.
+    op.create_table(
+        "chat_threads",
+        sa.Column("tenant_id", pg.UUID, nullable=False),
+        sa.Column("id", pg.UUID, nullable=False, server_default=sa.text("gen_random_uuid()")),
+        sa.Column("run_id", pg.UUID, nullable=False),
+        sa.Column("step_id", sa.Text, nullable=False),
+        sa.Column("branch_id", sa.Text, nullable=True),
+        sa.Column("thread_type", sa.Text, nullable=False, server_default="llm"),
+        sa.Column("status", sa.Text, nullable=False, server_default="active"),
+        sa.Column("return_to_step", sa.Text, nullable=True),
+        sa.Column("system_prompt", sa.Text, nullable=False, server_default=""),
+        sa.Column("model", sa.Text, nullable=True),
+        sa.Column("max_tokens", sa.Integer, nullable=False, server_default="1024"),
+        sa.Column("total_tokens", sa.BigInteger, nullable=False, server_default="0"),
+        sa.Column("next_seq", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+        sa.PrimaryKeyConstraint("tenant_id", "id", name="pk_chat_threads"),
+        sa.ForeignKeyConstraint(["tenant_id", "run_id"], ["runs.tenant_id", "runs.id"],
+                                ondelete="CASCADE", name="fk_chat_threads_run"),
+        sa.CheckConstraint("thread_type IN ('llm', 'rag', 'analysis', 'custom')",
+                           name="type_known"),
+        sa.CheckConstraint("status IN ('active', 'completed', 'abandoned')",
+                           name="status_known"),
+    )
+    op.create_index("ix_chat_threads_run", "chat_threads", ["tenant_id", "run_id", "step_id"])
+    rls.tenant_rls("chat_threads")
+    rls.grant_dml("chat_threads", privileges="SELECT, INSERT, UPDATE")
+    op.create_table(
+        "chat_messages",
+        sa.Column("tenant_id", pg.UUID, nullable=False),
+        sa.Column("id", pg.UUID, nullable=False, server_default=sa.text("gen_random_uuid()")),
+        sa.Column("thread_id", pg.UUID, nullable=False),
+        sa.Column("seq", sa.Integer, nullable=False),
+        sa.Column("role", sa.Text, nullable=False),
+        sa.Column("content", sa.Text, nullable=False),
+        sa.Column("message_type", sa.Text, nullable=False, server_default="text"),
+        sa.Column("metadata", pg.JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+        sa.Column("tokens_used", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+        sa.PrimaryKeyConstraint("tenant_id", "id", name="pk_chat_messages"),
+        sa.UniqueConstraint("tenant_id", "thread_id", "seq", name="uq_chat_messages_seq"),
+        sa.ForeignKeyConstraint(["tenant_id", "thread_id"],
+                                ["chat_threads.tenant_id", "chat_threads.id"],
+                                ondelete="CASCADE", name="fk_chat_messages_thread"),
+        sa.CheckConstraint("role IN ('user', 'assistant')", name="role_known"),
+        sa.CheckConstraint("message_type IN ('text', 'chart', 'table', 'code')",
+                           name="type_known"),
+    )
+    rls.tenant_rls("chat_messages")
+    rls.grant_dml("chat_messages", privileges="SELECT, INSERT")
+    op.create_table(
+        "chat_tool_calls",
+        sa.Column("tenant_id", pg.UUID, nullable=False),
+        sa.Column("id", pg.UUID, nullable=False, server_default=sa.text("gen_random_uuid()")),
+        sa.Column("thread_id", pg.UUID, nullable=False),
+        sa.Column("message_id", pg.UUID, nullable=True),
+        sa.Column("tool_name", sa.Text, nullable=False),
+        sa.Column("input", pg.JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+        sa.Column("output", pg.JSONB, nullable=True),
+        sa.Column("success", sa.Boolean, nullable=False),
+        sa.Column("error", sa.Text, nullable=True),
+        sa.Column("duration_ms", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
+        sa.PrimaryKeyConstraint("tenant_id", "id", name="pk_chat_tool_calls"),
+        sa.ForeignKeyConstraint(["tenant_id", "thread_id"],
+                                ["chat_threads.tenant_id", "chat_threads.id"],
+                                ondelete="CASCADE", name="fk_chat_tool_calls_thread"),
+        sa.ForeignKeyConstraint(["tenant_id", "message_id"],
+                                ["chat_messages.tenant_id", "chat_messages.id"],
+                                ondelete="SET NULL (message_id)",
+                                name="fk_chat_tool_calls_message"),
+    )
+    rls.tenant_rls("chat_tool_calls")
+    rls.grant_dml("chat_tool_calls", privileges="SELECT, INSERT")
+
+
 def upgrade() -> None:
     _ledger()
+    _chat()
     op.execute(f"""
     DO $$
     BEGIN
@@ -143,6 +224,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    for table in ("chat_tool_calls", "chat_messages", "chat_threads"):
+        rls.drop_table(table)
     rls.drop_table("tenant_budgets")
     rls.drop_table("llm_usage")
     op.execute("DROP SCHEMA IF EXISTS query_api CASCADE")
