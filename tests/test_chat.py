@@ -31,8 +31,9 @@ async def _core(settings) -> None:  # type: ignore[no-untyped-def]
 async def worker(database_url, clock_file, fake_llm, tmp_path: Path
                  ) -> AsyncIterator[WorkerProcess]:
     await forget_queued_jobs(database_url)
-    process = WorkerProcess(worker_env(database_url, clock_file=clock_file,
-                                       extra=fake_llm.env, log_dir=tmp_path)).start()
+    env = {**fake_llm.env, "STEPWISE_BUDGET_RETRY_SECONDS": "1"}
+    process = WorkerProcess(worker_env(database_url, clock_file=clock_file, extra=env,
+                                       log_dir=tmp_path)).start()
     try:
         yield process
     finally:
@@ -57,6 +58,20 @@ async def _thread(gql: Any, token: str, thread_id: str) -> dict[str, Any] | None
     data = await gql(contract("ChatThread"), {"id": thread_id}, token=token)
     found: dict[str, Any] | None = data["chatThread"]
     return found
+
+
+async def _held(database_url: str, thread_id: str) -> bool:
+    """A chat_reply job of the thread waits, scheduled for later (the job table, as owner)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(database_url.replace("+asyncpg", ""))
+    try:
+        return bool(await conn.fetchval(
+            "SELECT count(*) FROM jobs.procrastinate_jobs WHERE task_name = 'chat_reply' "
+            "AND status = 'todo' AND scheduled_at IS NOT NULL AND args->>'thread_id' = $1",
+            thread_id))
+    finally:
+        await conn.close()
 
 
 class TestChat:
@@ -107,6 +122,33 @@ class TestChat:
                              content="And the price?", threadId=thread_id)
         assert follow["errors"] == []
         assert follow["message"]["seq"] == 3
+
+    async def test_a_reply_over_budget_waits_until_the_budget_allows_it(
+            self, gql, settings, database_url, worker, fake_llm) -> None:
+        team = await make_team(gql, settings)
+        run_id, customer = await _escalated(gql, team)
+        budget = ("mutation($t: Int) { setLlmBudget(input: {monthlyTokens: $t}) "
+                  "{ errors { code } } }")
+        await gql(budget, {"t": 10}, token=team.tenant.token)
+        question = f"Budget question about {customer['name']}?"
+        await fake_llm.script({"match": question, "text": "Within budget now."})
+        sent = await _send(gql, team, runId=run_id, stepId="executive-escalation",
+                           content=question)
+        thread_id = sent["thread"]["id"]
+        await eventually(lambda: _held(database_url, thread_id), deadline=30,
+                         what="the held-back reply to be scheduled again")
+        assert all(question not in str(c) for c in await fake_llm.calls())
+        found = await _thread(gql, team.tenant.token, thread_id)
+        assert found is not None
+        assert len(found["messages"]) == 1
+        await gql(budget, {"t": 1_000_000}, token=team.tenant.token)
+
+        async def answered() -> dict[str, Any] | None:
+            found = await _thread(gql, team.tenant.token, thread_id)
+            return found if found and len(found["messages"]) == 2 else None
+
+        thread = await eventually(answered, deadline=30, what="the reply after the raise")
+        assert thread["messages"][1]["content"] == "Within budget now."
 
     async def test_bad_messages_are_refused_and_nothing_is_written(
             self, gql, settings, app_connection_factory) -> None:

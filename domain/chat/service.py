@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -126,6 +127,12 @@ async def reply(db: Database, tenant_id: UUID, thread_id: UUID, message_id: UUID
                 max_tokens=int(found["max_tokens"]), run_id=found["run_id"],
                 step_id=found["step_id"]), now=clock.now())
         except BudgetExceeded:
+            # Held back, not dropped: asks again later (an admin may raise the budget).
+            await jobs.defer(tx.session, Job(
+                CHAT_REPLY, tenant_id, {"thread_id": str(thread_id),
+                                        "message_id": str(message_id)},
+                scheduled_at=datetime.now(UTC) + usage.retry_after(),
+                queueing_lock=f"chat:{thread_id}:{history[-1]['seq']}"))
             log.info("chat reply held back by the budget: thread %s", thread_id)
             return "budget_exceeded"
     try:

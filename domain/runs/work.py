@@ -9,9 +9,8 @@ one.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -26,11 +25,6 @@ from domain.usage import service as usage
 from domain.usage.errors import BudgetExceeded
 
 log = logging.getLogger("stepwise.runs")
-
-
-def budget_retry() -> timedelta:
-    """How long a step held back by the budget waits before it asks again (real time)."""
-    return timedelta(seconds=float(os.environ.get("STEPWISE_BUDGET_RETRY_SECONDS", "600")))
 
 
 async def _reserve(work: Work, record: Any, handler: IOStepType, request: dict[str, Any]
@@ -53,7 +47,7 @@ def _wait_for_budget(work: Work, record: Any, attempt: int, error: BudgetExceede
     """The step stays queued and asks again later (an admin may raise the budget)."""
     work.defer(Job(EXECUTE_STEP, work.run.tenant_id,
                    {"run_id": str(work.run.id), "step_id": record.step_id, "attempt": attempt},
-                   scheduled_at=datetime.now(UTC) + budget_retry(),
+                   scheduled_at=datetime.now(UTC) + usage.retry_after(),
                    queueing_lock=f"step:{work.run.id}:{record.step_id}:{attempt}"))
     work.emit("step_waiting", record.step_id, waitingFor="budget", code=error.code,
               message=error.message)

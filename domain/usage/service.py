@@ -8,6 +8,7 @@ call the reservation is reconciled to the real usage, or released if no answer c
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,11 @@ from domain.usage.errors import BudgetExceeded
 # A reservation never reconciled (its worker died) stops counting after this long.
 RESERVATION_TTL = timedelta(minutes=15)
 CHARS_PER_TOKEN = 3  # a generous estimate of the prompt's tokens (real ones are ~4 chars)
+
+
+def retry_after() -> timedelta:
+    """How long work held back by the budget waits before it asks again (real time)."""
+    return timedelta(seconds=float(os.environ.get("STEPWISE_BUDGET_RETRY_SECONDS", "600")))
 
 
 @dataclass(frozen=True)
