@@ -30,6 +30,8 @@ MODULES = (
     "schema.runs",
     "schema.notifications",
     "schema.live",
+    "schema.usage",
+    "schema.chat",
 )
 _loaded = [importlib.import_module(name) for name in MODULES]
 QUERIES: tuple[type, ...] = tuple(m.Query for m in _loaded if hasattr(m, "Query"))

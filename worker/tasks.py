@@ -14,6 +14,7 @@ import procrastinate
 from procrastinate.jobs import Job as QueuedJob
 from procrastinate.retry import BaseRetryStrategy, RetryDecision
 
+from domain.chat import service as chat
 from domain.jobs import models as names
 from domain.notifications import delivery
 from domain.notifications.transports import Transports
@@ -142,5 +143,10 @@ def build_app(runtime: Runtime, *, max_size: int) -> procrastinate.App:
     async def scan_tenant(context: procrastinate.JobContext, tenant_id: str) -> str:
         reports = await scan.scan_all(db, [UUID(tenant_id)])
         return json.dumps([report.as_dict() for report in reports], default=str)
+
+    @task(names.CHAT_REPLY)
+    async def chat_reply(context: procrastinate.JobContext, tenant_id: str, thread_id: str,
+                         message_id: str) -> str:
+        return await chat.reply(db, UUID(tenant_id), UUID(thread_id), UUID(message_id))
 
     return app

@@ -19,6 +19,7 @@ START_RUN = "start_run"            # a run the renewal scan created, advanced of
 FIRE_TIMER = "fire_timer"          # a due run timer (a snooze ending), found by the tick
 RELEASE = "release_notification"   # a due scheduled notification, found by the tick
 SCAN = "scan_tenant"               # the periodic renewal scan of one tenant
+CHAT_REPLY = "chat_reply"          # the model's answer to a chat message, outside any tx
 QUEUE = "stepwise"
 
 

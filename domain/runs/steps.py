@@ -1,6 +1,6 @@
 """Step types: how the engine enters each kind of step, through a registry.
 
-Kinds that need I/O (`llm`, and `query` once the NL->SQL engine registers itself) are
+Kinds that need I/O (`llm`, `query`) are
 queued for the worker: `prepare` runs in a transaction, `perform` outside any, `finish` in a
 new one (domain/runs/work.py). Register a new kind with `register(name, handler)`.
 """
@@ -11,7 +11,8 @@ import json
 from collections.abc import Mapping
 from datetime import date
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from domain.jobs.models import EXECUTE_STEP, Job
 from domain.runs.engine import (
@@ -24,6 +25,10 @@ from domain.runs.engine import (
 )
 from domain.runs.models import RunStatus, RunStep, StepStatus
 from domain.templating.engine import TemplateError, condition_holds, render
+
+if TYPE_CHECKING:
+    from domain.shared.db import Database
+    from domain.shared.llm import Completion
 
 
 class StepType:
@@ -39,6 +44,7 @@ class IOStepType(StepType):
     """A kind of step whose work is I/O: queued here, done by the worker."""
 
     io = True
+    uses_llm = False  # a model call: reserved in the ledger before, reconciled after
 
     async def enter(self, work: Work, step: Mapping[str, Any], record: RunStep) -> Next:
         record.status = StepStatus.QUEUED.value
@@ -55,8 +61,10 @@ class IOStepType(StepType):
         """In the first transaction: what `perform` needs (JSON-able, stored as input)."""
         raise NotImplementedError
 
-    async def perform(self, work_input: dict[str, Any]) -> Any:
-        """Outside any transaction; a DomainError fails the step with its message."""
+    async def perform(self, work_input: dict[str, Any], *, db: Database, tenant_id: UUID
+                      ) -> Any:
+        """Outside any transaction (`db` opens its own if the work needs one); a DomainError
+        fails the step with its message."""
         raise NotImplementedError
 
     async def finish(self, work: Work, step: Mapping[str, Any], record: RunStep,
@@ -129,6 +137,7 @@ def system_prompt(work_config: Mapping[str, Any], customer_context: Mapping[str,
 class Llm(IOStepType):
     """An LLM writes the step's output from its rendered prompt (the Anthropic SDK)."""
 
+    uses_llm = True
     max_tokens = 1024
 
     async def prepare(self, work: Work, step: Mapping[str, Any], record: RunStep
@@ -140,23 +149,72 @@ class Llm(IOStepType):
         return {"system": system_prompt(work.config, await work.customer_context()),
                 "prompt": prompt, "max_tokens": self.max_tokens}
 
-    async def perform(self, work_input: dict[str, Any]) -> Any:
-        from domain.shared import llm
-
-        completion = await llm.complete(
-            system=work_input["system"], max_tokens=int(work_input["max_tokens"]),
-            messages=[{"role": "user", "content": work_input["prompt"]}])
+    async def perform(self, work_input: dict[str, Any], *, db: Database, tenant_id: UUID
+                      ) -> Any:
+        completion = await _complete(work_input)
         return {"text": completion.text, "model": completion.model,
-                "usage": {"input_tokens": completion.usage.input_tokens,
-                          "output_tokens": completion.usage.output_tokens,
-                          "cache_creation_input_tokens":
-                              completion.usage.cache_creation_input_tokens,
-                          "cache_read_input_tokens": completion.usage.cache_read_input_tokens}}
+                "usage": _usage(completion)}
 
     async def finish(self, work: Work, step: Mapping[str, Any], record: RunStep,
                      result: Any) -> Next:
         complete_step(work, record, result["text"], model=result.get("model"),
                       usage=result.get("usage"))
+        return default_next(step)
+
+
+async def _complete(work_input: Mapping[str, Any]) -> Completion:
+    from domain.shared import llm
+
+    return await llm.complete(
+        system=work_input["system"], max_tokens=int(work_input["max_tokens"]),
+        messages=[{"role": "user", "content": work_input["prompt"]}])
+
+
+def _usage(completion: Completion) -> dict[str, int]:
+    return {"input_tokens": completion.usage.input_tokens,
+            "output_tokens": completion.usage.output_tokens,
+            "cache_creation_input_tokens": completion.usage.cache_creation_input_tokens,
+            "cache_read_input_tokens": completion.usage.cache_read_input_tokens}
+
+
+class Query(IOStepType):
+    """Governed NL->SQL (M12): the model writes one SELECT from the rendered prompt; it runs
+    only if the guard accepts it, read-only as the query role (domain/queries)."""
+
+    uses_llm = True
+
+    async def prepare(self, work: Work, step: Mapping[str, Any], record: RunStep
+                      ) -> dict[str, Any]:
+        from domain.queries import service as queries
+
+        execution: Mapping[str, Any] = step["execution"] if isinstance(
+            step.get("execution"), Mapping) else {}
+        prompt = render(str(execution.get("llmPrompt") or ""), await work.context())
+        return {"system": queries.system_prompt(), "prompt": prompt,
+                "max_tokens": queries.MAX_TOKENS}
+
+    async def perform(self, work_input: dict[str, Any], *, db: Database, tenant_id: UUID
+                      ) -> Any:
+        from domain.queries import service as queries
+        from domain.queries.errors import QueryFailed, QueryRefused
+
+        completion = await _complete(work_input)
+        spent = {"model": completion.model, "usage": _usage(completion)}
+        try:
+            result = await queries.run(db, tenant_id, queries.extract_sql(completion.text))
+        except (QueryRefused, QueryFailed) as error:  # the call was paid for: keep its usage
+            return {**spent, "failure": {"code": error.code, "message": error.message}}
+        return {**result.as_output(), **spent}
+
+    async def finish(self, work: Work, step: Mapping[str, Any], record: RunStep,
+                     result: Any) -> Next:
+        failure = result.get("failure")
+        if failure:
+            fail_run(work, failure["message"], code=failure["code"], record=record)
+            return WAIT
+        output = {k: v for k, v in result.items() if k not in ("model", "usage")}
+        complete_step(work, record, output, model=result.get("model"),
+                      usage=result.get("usage"), rowCount=output["rowCount"])
         return default_next(step)
 
 
@@ -178,8 +236,7 @@ STEP_TYPES: dict[str, StepType] = {
     "task": Task(),
     "approval": Approval(),
     "llm": Llm(),
-    "query": Unavailable("query steps need the NL->SQL engine, which this deployment does not "
-                         "have yet", "QUERY_STEPS_UNAVAILABLE"),
+    "query": Query(),
 }
 
 

@@ -10,17 +10,47 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from domain.jobs.models import EXECUTE_STEP, Job
 from domain.runs import engine, repository, service
 from domain.runs.engine import Work, default_next
 from domain.runs.models import RunStatus, StepStatus
 from domain.runs.steps import STEP_TYPES, IOStepType
 from domain.shared.db import Database
 from domain.shared.errors import DomainError
+from domain.usage import service as usage
+from domain.usage.errors import BudgetExceeded
 
 log = logging.getLogger("stepwise.runs")
+
+
+async def _reserve(work: Work, record: Any, handler: IOStepType, request: dict[str, Any]
+                   ) -> UUID | None:
+    """The LLM call's reservation in the ledger (None for steps that call no model)."""
+    if not handler.uses_llm:
+        return None
+    from domain.shared import llm
+
+    call = usage.Call(
+        purpose=f"{record.step_type}_step", model=llm.config().model,
+        prompt_chars=len(str(request.get("system", ""))) + len(str(request.get("prompt", ""))),
+        max_tokens=int(request.get("max_tokens") or 0), run_id=work.run.id,
+        step_id=record.step_id, workflow_key=work.run.workflow_key,
+        customer_id=work.run.customer_id)
+    return await usage.reserve(work.session, work.run.tenant_id, call, now=work.now)
+
+
+def _wait_for_budget(work: Work, record: Any, attempt: int, error: BudgetExceeded) -> None:
+    """The step stays queued and asks again later (an admin may raise the budget)."""
+    work.defer(Job(EXECUTE_STEP, work.run.tenant_id,
+                   {"run_id": str(work.run.id), "step_id": record.step_id, "attempt": attempt},
+                   scheduled_at=datetime.now(UTC) + usage.retry_after(),
+                   queueing_lock=f"step:{work.run.id}:{record.step_id}:{attempt}"))
+    work.emit("step_waiting", record.step_id, waitingFor="budget", code=error.code,
+              message=error.message)
 
 
 def _io_step(work: Work, step_id: str, attempt: int, *, statuses: tuple[str, ...]
@@ -53,6 +83,12 @@ async def execute_step(db: Database, tenant_id: UUID, run_id: UUID, step_id: str
             engine.fail_run(work, error.message, code=error.code, record=record)
             await engine.save(work)
             return "failed"
+        try:
+            reservation = await _reserve(work, record, handler, request)
+        except BudgetExceeded as error:
+            _wait_for_budget(work, record, attempt, error)
+            await engine.save(work)
+            return "budget_exceeded"
         record.status = StepStatus.RUNNING.value
         record.input = {**(record.input or {}), **request}
         work.dirty.add(step_id)
@@ -61,11 +97,19 @@ async def execute_step(db: Database, tenant_id: UUID, run_id: UUID, step_id: str
     outcome: Any
     failure: DomainError | None = None
     try:
-        outcome = await handler.perform(request)
+        outcome = await handler.perform(request, db=db, tenant_id=tenant_id)
     except DomainError as error:
         failure, outcome = error, None
     async with db.transaction(tenant_id) as tx:
         work = await engine.load(tx.session, tx.acting, run_id, path=None)
+        if reservation is not None:  # what the call cost counts even if the step is stale
+            spent = outcome.get("usage") if isinstance(outcome, dict) else None
+            if spent is not None:
+                await usage.settle(tx.session, tenant_id, reservation,
+                                   model=str(outcome.get("model") or ""), usage=spent,
+                                   now=work.now)
+            else:
+                await usage.release(tx.session, tenant_id, reservation, now=work.now)
         if _io_step(work, step_id, attempt, statuses=(StepStatus.RUNNING,)) is None \
                 or work.run.status not in (RunStatus.RUNNING, RunStatus.PAUSED):
             return "stale"

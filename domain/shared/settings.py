@@ -17,6 +17,8 @@ OWNER_ROLE = "stepwise_owner"
 # The worker reaches the job engine (schema `jobs`) as this role; the app role cannot.
 JOBS_ROLE = "stepwise_jobs"
 JOBS_SCHEMA = "jobs"
+# Query steps run their generated SELECT as this role (NOLOGIN, SELECT on query_api only).
+QUERY_ROLE = "stepwise_query"
 
 
 def _split(value: str) -> list[str]:

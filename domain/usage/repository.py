@@ -1,0 +1,108 @@
+"""Every query of the ledger and the budgets (driver SQL on the tenant transaction)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.shared.db import tx_of
+
+_SPENT = """
+SELECT coalesce(sum(tokens), 0)::bigint AS tokens,
+       coalesce(sum(cost_micros), 0)::bigint AS cost_micros
+FROM llm_usage
+WHERE tenant_id = $1 AND created_at >= $2
+  AND (status = 'settled' OR (status = 'reserved' AND created_at >= $3))
+"""
+
+
+async def lock_budget(session: AsyncSession, tenant_id: UUID) -> dict[str, Any] | None:
+    """The tenant's budget row, locked until the transaction ends (serialises reservations)."""
+    row = await tx_of(session).fetchrow(
+        "SELECT monthly_tokens, monthly_cost_micros FROM tenant_budgets "
+        "WHERE tenant_id = $1 FOR UPDATE", tenant_id)
+    return dict(row) if row else None
+
+
+async def get_budget(session: AsyncSession, tenant_id: UUID) -> dict[str, Any] | None:
+    row = await tx_of(session).fetchrow(
+        "SELECT monthly_tokens, monthly_cost_micros, updated_at FROM tenant_budgets "
+        "WHERE tenant_id = $1", tenant_id)
+    return dict(row) if row else None
+
+
+async def upsert_budget(session: AsyncSession, tenant_id: UUID, *, monthly_tokens: int | None,
+                        monthly_cost_micros: int | None, now: datetime) -> None:
+    await tx_of(session).execute(
+        "INSERT INTO tenant_budgets (tenant_id, monthly_tokens, monthly_cost_micros, "
+        "updated_at) VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id) DO UPDATE SET "
+        "monthly_tokens = excluded.monthly_tokens, "
+        "monthly_cost_micros = excluded.monthly_cost_micros, updated_at = excluded.updated_at",
+        tenant_id, monthly_tokens, monthly_cost_micros, now)
+
+
+async def spent(session: AsyncSession, tenant_id: UUID, *, since: datetime,
+                reserved_after: datetime) -> tuple[int, int]:
+    """Tokens and micro-USD used since `since`, counting live reservations at their worst."""
+    row = await tx_of(session).fetchrow(_SPENT, tenant_id, since, reserved_after)
+    assert row is not None
+    return int(row["tokens"]), int(row["cost_micros"])
+
+
+async def insert_reservation(session: AsyncSession, tenant_id: UUID, *, purpose: str,
+                             model: str, price_version: str, tokens: int, cost_micros: int,
+                             run_id: UUID | None, step_id: str | None,
+                             workflow_key: str | None, customer_id: UUID | None,
+                             now: datetime) -> UUID:
+    found = await tx_of(session).fetchval(
+        "INSERT INTO llm_usage (tenant_id, purpose, model, price_version, tokens, "
+        "cost_micros, run_id, step_id, workflow_key, customer_id, created_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+        tenant_id, purpose, model, price_version, tokens, cost_micros, run_id, step_id,
+        workflow_key, customer_id, now)
+    return UUID(str(found))
+
+
+async def settle(session: AsyncSession, tenant_id: UUID, usage_id: UUID, *, model: str,
+                 price_version: str, input_tokens: int, output_tokens: int,
+                 cache_creation_input_tokens: int, cache_read_input_tokens: int,
+                 cost_micros: int, now: datetime) -> bool:
+    status = await tx_of(session).execute(
+        "UPDATE llm_usage SET status = 'settled', model = $3, price_version = $4, "
+        "input_tokens = $5, output_tokens = $6, cache_creation_input_tokens = $7, "
+        "cache_read_input_tokens = $8, tokens = $5::bigint + $6::bigint + $7::bigint + $8::bigint, "
+        "cost_micros = $9, "
+        "settled_at = $10 WHERE tenant_id = $1 AND id = $2 AND status = 'reserved'",
+        tenant_id, usage_id, model, price_version, input_tokens, output_tokens,
+        cache_creation_input_tokens, cache_read_input_tokens, cost_micros, now)
+    return status == "UPDATE 1"
+
+
+async def release(session: AsyncSession, tenant_id: UUID, usage_id: UUID, *,
+                  now: datetime) -> None:
+    await tx_of(session).execute(
+        "UPDATE llm_usage SET status = 'released', tokens = 0, cost_micros = 0, "
+        "settled_at = $3 WHERE tenant_id = $1 AND id = $2 AND status = 'reserved'",
+        tenant_id, usage_id, now)
+
+
+async def totals(session: AsyncSession, tenant_id: UUID, *, run_id: UUID | None,
+                 workflow_key: str | None, customer_id: UUID | None,
+                 since: datetime | None) -> dict[str, Any]:
+    """Settled totals, filtered by whatever is given (nothing: the whole tenant)."""
+    row = await tx_of(session).fetchrow(
+        "SELECT count(*) AS calls, coalesce(sum(input_tokens), 0)::bigint AS input_tokens, "
+        "coalesce(sum(output_tokens), 0)::bigint AS output_tokens, "
+        "coalesce(sum(cache_creation_input_tokens), 0)::bigint AS cache_creation, "
+        "coalesce(sum(cache_read_input_tokens), 0)::bigint AS cache_read, "
+        "coalesce(sum(cost_micros), 0)::bigint AS cost_micros FROM llm_usage "
+        "WHERE tenant_id = $1 AND status = 'settled' "
+        "AND ($2::uuid IS NULL OR run_id = $2) AND ($3::text IS NULL OR workflow_key = $3) "
+        "AND ($4::uuid IS NULL OR customer_id = $4) "
+        "AND ($5::timestamptz IS NULL OR created_at >= $5)",
+        tenant_id, run_id, workflow_key, customer_id, since)
+    assert row is not None
+    return dict(row)
