@@ -28,6 +28,10 @@ BODIES = [
     .replace("[[0]]", "[" * 10_000 + "]" * 10_000).encode(),
     json.dumps({"query": VIEWER, "variables": "x"}).encode(),
     json.dumps({"query": 5}).encode(),
+    json.dumps({"query": VIEWER, "variables": {"name": "a\u0000b"}}).encode(),
+    json.dumps({"query": VIEWER, "variables": {"c": {"x": ["\ud800"]}}}).encode(),
+    json.dumps({"query": 'query { viewer { id } } # \u0000'}).encode(),
+    json.dumps({"query": 'mutation { renderTemplate(source: "a\\u0000") }'}).encode(),
     json.dumps({"query": "query A { viewer { id } } query B { viewer { id } }"}).encode(),
 ]
 
