@@ -30,6 +30,7 @@ from domain.shared import repository as health
 from domain.shared.db import Database, UnknownCaller
 from domain.shared.migrate import head_revision
 from domain.shared.settings import Settings
+from schema import edge
 from schema.context import Context
 from schema.schema import build_schema
 
@@ -160,7 +161,7 @@ class TokenGate:
         self.secret = secret
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope)
+        request = Request(scope, receive)
         is_ide = request.method == "GET" and "query" not in request.query_params
         if not is_ide:
             try:
@@ -170,7 +171,28 @@ class TokenGate:
             except tokens.InvalidToken:
                 await _unauthorized("a valid bearer token is required")(scope, receive, send)
                 return
+        if request.method == "POST" and "json" in request.headers.get("content-type", "json"):
+            raw = await request.body()
+            problem = edge.body_problem(raw)
+            if problem is not None:
+                body = {"errors": [{"message": problem, "extensions": {"code": "BAD_REQUEST"}}]}
+                await JSONResponse(body, status_code=400)(scope, receive, send)
+                return
+            receive = _replay(raw)
         await self.app(scope, receive, send)
+
+
+def _replay(raw: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": raw, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return receive  # type: ignore[return-value]
 
 
 async def healthz(request: Request) -> Response:

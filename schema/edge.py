@@ -1,0 +1,110 @@
+"""HTTP GraphQL body shapes checked before Strawberry: a 400 JSON error, never a 500."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    GraphQLError,
+    OperationDefinitionNode,
+    StringValueNode,
+    Visitor,
+    parse,
+    visit,
+)
+
+MAX_JSON_DEPTH = 64
+
+
+def _too_deep(value: Any) -> bool:
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return True
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return False
+
+
+def _bad_text(text: str) -> bool:
+    if "\x00" in text:
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def bad_string_path(value: Any, path: str = "variables") -> str | None:
+    """The path of the first string (or key) PostgreSQL would refuse: NUL or a lone surrogate."""
+    stack: list[tuple[Any, str]] = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str) and _bad_text(item):
+            return where
+        if isinstance(item, dict):
+            for key, inner in item.items():
+                if _bad_text(key):
+                    return where
+                stack.append((inner, f"{where}.{key}"))
+        elif isinstance(item, list):
+            stack.extend((inner, f"{where}.{i}") for i, inner in enumerate(item))
+    return None
+
+
+def _string_literals(document: DocumentNode) -> list[StringValueNode]:
+    found: list[StringValueNode] = []
+
+    class Collect(Visitor):
+        def enter_string_value(self, node: StringValueNode, *_: Any) -> None:
+            found.append(node)
+
+    visit(document, Collect())
+    return found
+
+
+def body_problem(raw: bytes) -> str | None:
+    """Why this POST body cannot be a GraphQL request, or None when it may be one."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "the request body is not valid UTF-8"
+    try:
+        body = json.loads(text)
+    except RecursionError:
+        return f"the request body is nested deeper than {MAX_JSON_DEPTH} levels"
+    except ValueError:
+        return "the request body is not JSON"
+    if not isinstance(body, dict):
+        return "the request body must be a JSON object with a query"
+    if _too_deep(body):
+        return f"the request body is nested deeper than {MAX_JSON_DEPTH} levels"
+    query, name = body.get("query"), body.get("operationName")
+    if not isinstance(query, str):
+        return "query must be a string"
+    if name is not None and not isinstance(name, str):
+        return "operationName must be a string"
+    variables = body.get("variables")
+    if variables is not None and not isinstance(variables, dict):
+        return "variables must be a JSON object"
+    bad = bad_string_path(variables) or bad_string_path(query, "query")
+    if bad is not None:
+        return f"{bad}: NUL characters and lone surrogates are not accepted"
+    try:
+        document = parse(query)
+    except (GraphQLError, RecursionError):
+        return None  # Strawberry reports syntax errors itself
+    literals = [node.value for node in _string_literals(document)]
+    if bad_string_path(literals, "query") is not None:
+        return "a string literal: NUL characters and lone surrogates are not accepted"
+    if name is None:
+        operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+        if len(operations) > 1:
+            return "the document has several operations: operationName is required"
+    return None
