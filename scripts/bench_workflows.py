@@ -105,10 +105,6 @@ def _server_cpu_seconds(base: str) -> float:
     return float("nan")
 
 
-def _same_json(graphql: dict[str, Any], floor: dict[str, Any]) -> bool:
-    return json.dumps(graphql, sort_keys=True) == json.dumps(floor, sort_keys=True)
-
-
 def _post(base: str, query: str, variables: dict[str, Any], token: str) -> dict[str, Any]:
     response = httpx.post(f"{base}/graphql", json={"query": query, "variables": variables},
                           headers={"Authorization": f"Bearer {token}"}, timeout=30)
@@ -190,7 +186,7 @@ def main() -> None:
             variables: dict[str, dict[str, object]] = {
                 "WorkflowList": {"first": 20}, "WorkflowByKey": {"key": BY_KEY},
                 "Viewer": {}, "Run": {"id": run_id}}
-            bodies = {name: {"query": contract_operation(name), "operationName": name,
+            bodies: dict[str, dict[str, object]] = {name: {"query": contract_operation(name), "operationName": name,
                              "variables": variables[name]} for name in OPERATIONS}
             headers = {"Authorization": f"Bearer {token}"}
             for name in chosen:
