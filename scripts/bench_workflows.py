@@ -186,8 +186,9 @@ def main() -> None:
             variables: dict[str, dict[str, object]] = {
                 "WorkflowList": {"first": 20}, "WorkflowByKey": {"key": BY_KEY},
                 "Viewer": {}, "Run": {"id": run_id}}
-            bodies: dict[str, dict[str, object]] = {name: {"query": contract_operation(name), "operationName": name,
-                             "variables": variables[name]} for name in OPERATIONS}
+            bodies: dict[str, dict[str, object]] = {
+                name: {"query": contract_operation(name), "operationName": name,
+                       "variables": variables[name]} for name in OPERATIONS}
             headers = {"Authorization": f"Bearer {token}"}
             for name in chosen:
                 answers = [httpx.post(f"{base}{path}", json=bodies[name], headers=headers,
