@@ -1,31 +1,33 @@
-"""WorkflowList (first: 20) and WorkflowByKey: GraphQL beside a plain Starlette+asyncpg floor.
+"""The builder's reads (WorkflowList first:20, WorkflowByKey, Viewer, Run) beside a floor.
 
-Usage: python -m scripts.bench_workflows [--seconds 10] [--connections 16]
+Usage: python -m scripts.bench_workflows [--seconds 10] [--connections 16] [--rounds 5]
+       [--only Viewer,Run]
 
-A scratch database (DATABASE_URL's server, or the embedded one) gets the core seeds and
-2 tenants x 500 workflows x 5 versions. One uvicorn process (uvloop, httptools) serves the
-real app, then another serves the floor: the same JSON from hand-written SQL, with the same
-JWT check and the same per-request tenant transaction (forced RLS as the app role). Load
-comes from wrk on loopback (or a Python fallback). The target is GraphQL within 2x of the floor.
+A scratch database (DATABASE_URL's server, or the embedded one) gets the core seeds,
+2 tenants x 500 workflows x 5 versions, a customer and one run of the core `critical`
+workflow. One uvicorn process (uvloop, httptools) serves Stepwise, another the floor
+(scripts/bench_floor.py: plain Starlette+asyncpg, the same JSON from hand-written SQL, the
+same JWT check and tenant transaction under forced RLS as the app role); both pools are
+sized to the load's connections. Load comes from wrk on loopback (or a Python fallback).
+
+The machine is shared and has 2 cores, so single numbers are noisy: the two servers are
+measured alternately, operation by operation, in `--rounds` interleaved rounds (the side
+measured first alternates per round), and every figure printed is the median over rounds.
+Server CPU per request is the server process's user+system time over the measured window.
+The target (issue 11): throughput >= 0.75x the floor's, p99 <= 30 ms, CPU/req <= 1.5x.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import statistics
 from typing import Any
-from uuid import UUID
 
 import asyncpg
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+import httpx
 
 from domain.auth import tokens
 from domain.seeding import service as seeding
@@ -38,8 +40,9 @@ from tests.factories import contract_operation  # the contract documents the bui
 TENANTS, WORKFLOWS, VERSIONS = 2, 500, 5
 EXAMPLE = json.loads((PROJECT_ROOT / "seeds" / "workflows" / "critical.json").read_text())
 BY_KEY = "w0250"
-FLOOR = "floor (Starlette+asyncpg)"
-VIEWER = "query Viewer { viewer { id email name role tenant { id name } } }"
+OPERATIONS = ("WorkflowList", "WorkflowByKey", "Viewer", "Run")
+FLOOR_PATHS = {"WorkflowList": "/list", "WorkflowByKey": "/by-key", "Viewer": "/viewer",
+               "Run": "/run"}
 
 
 async def _populate(settings: Settings) -> tuple[str, list[str]]:
@@ -82,97 +85,6 @@ async def _populate(settings: Settings) -> tuple[str, list[str]]:
     return f"{counts['w']} workflows, {counts['v']} versions", tokens_out
 
 
-# The floor: the same JSON, no GraphQL.
-
-LIST_SQL = """
-WITH visible AS (
-  SELECT * FROM workflows w
-  WHERE w.deleted_at IS NULL AND (w.tenant_id IS NOT NULL OR NOT EXISTS (
-    SELECT 1 FROM workflows o
-    WHERE o.key = w.key AND o.tenant_id IS NOT NULL AND o.deleted_at IS NULL)))
-SELECT v.id, v.key, v.name, v.description, v.version, v.tags, v.tenant_id, v.is_template,
-       v.deleted_at, v.updated_at, v.latest_version, v.latest_version_at,
-       (SELECT count(*) FROM visible) AS total
-FROM visible v ORDER BY v.updated_at DESC, v.id DESC LIMIT $1
-"""
-BY_KEY_SQL = """
-SELECT w.id, w.key, w.name, w.description, w.version, w.config, w.tenant_id, w.is_template,
-       w.tags, w.created_at, w.updated_at, u.id AS user_id, u.email
-FROM workflows w LEFT JOIN users u ON u.tenant_id = w.tenant_id AND u.id = w.created_by
-WHERE w.key = $1 AND w.deleted_at IS NULL ORDER BY w.tenant_id IS NULL LIMIT 1
-"""
-
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def _cursor(row: asyncpg.Record) -> str:
-    raw = json.dumps(["UPDATED_AT_DESC", row["updated_at"].isoformat(), str(row["id"])],
-                     separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def floor_app() -> Starlette:
-    settings = Settings.from_env()
-
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async def init(connection: asyncpg.Connection) -> None:
-            await connection.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads,
-                                            schema="pg_catalog")
-
-        app.state.pool = await asyncpg.create_pool(benchlib._plain(settings.app_database_url),
-                                                   min_size=10, max_size=10, init=init)
-        yield
-        await app.state.pool.close()
-
-    async def run(request: Request, sql: str, *args: Any) -> tuple[UUID, list[asyncpg.Record]]:
-        principal = tokens.from_header(request.headers.get("authorization"),
-                                       secret=settings.jwt_secret)
-        async with request.app.state.pool.acquire() as connection, connection.transaction():
-            await connection.execute("SELECT set_config('app.tenant_id', $1, true)",
-                                     str(principal.tenant_id))
-            return principal.tenant_id, await connection.fetch(sql, *args)
-
-    async def workflow_list(request: Request) -> Response:
-        body = await request.json()
-        first = int(body.get("variables", {}).get("first") or 20)
-        _, rows = await run(request, LIST_SQL, first + 1)
-        page = rows[:first]
-        edges = [{"cursor": _cursor(r), "node": {
-            "id": str(r["id"]), "key": r["key"], "name": r["name"],
-            "description": r["description"], "version": r["version"], "tags": r["tags"],
-            "isCore": r["tenant_id"] is None, "isTemplate": r["is_template"],
-            "deletedAt": _iso(r["deleted_at"]), "updatedAt": _iso(r["updated_at"]),
-            "latestVersion": {"number": r["latest_version"],
-                              "changedAt": _iso(r["latest_version_at"])}}} for r in page]
-        return JSONResponse({"data": {"workflows": {
-            "totalCount": rows[0]["total"] if rows else 0,
-            "pageInfo": {"hasNextPage": len(rows) > first,
-                         "endCursor": edges[-1]["cursor"] if edges else None},
-            "edges": edges}}})
-
-    async def workflow_by_key(request: Request) -> Response:
-        body = await request.json()
-        _, rows = await run(request, BY_KEY_SQL, body["variables"]["key"])
-        if not rows:
-            return JSONResponse({"data": {"workflow": None}})
-        r = rows[0]
-        return JSONResponse({"data": {"workflow": {
-            "id": str(r["id"]), "key": r["key"], "name": r["name"],
-            "description": r["description"], "version": r["version"], "config": r["config"],
-            "isCore": r["tenant_id"] is None, "isTemplate": r["is_template"], "tags": r["tags"],
-            "createdAt": _iso(r["created_at"]), "updatedAt": _iso(r["updated_at"]),
-            "createdBy": {"id": str(r["user_id"]), "email": r["email"]}
-            if r["user_id"] else None}}})
-
-    return Starlette(routes=[Route("/list", workflow_list, methods=["POST"]),
-                             Route("/by-key", workflow_by_key, methods=["POST"]),
-                             Route("/healthz", lambda r: JSONResponse({"status": "ok"}))],
-                     lifespan=lifespan)
-
-
 def _server_cpu_seconds(base: str) -> float:
     """User+system CPU of the uvicorn process listening on `base`'s port (Linux /proc)."""
     port = base.rsplit(":", 1)[1]
@@ -193,72 +105,126 @@ def _server_cpu_seconds(base: str) -> float:
     return float("nan")
 
 
+def _post(base: str, query: str, variables: dict[str, Any], token: str) -> dict[str, Any]:
+    response = httpx.post(f"{base}/graphql", json={"query": query, "variables": variables},
+                          headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    data: dict[str, Any] = response.json()
+    if data.get("errors"):
+        raise RuntimeError(f"set-up failed: {data['errors']}")
+    return data["data"]
+
+
+def _make_run(base: str, token: str, admin_email: str) -> str:
+    """A customer and one run of the core `critical` workflow, made through the API."""
+    contacts = "mutation($input: CompanyContactsInput!) { updateCompanyContacts(input: $input) " \
+               "{ errors { code message path } } }"
+    _post(base, contacts, {"input": {"vpCustomerSuccess": "vp@bench.test",
+                                     "ceo": "ceo@bench.test"}}, token)
+    viewer = _post(base, "{ viewer { id } }", {}, token)["viewer"]
+    made = _post(base, contract_operation("UpsertCustomer"), {"input": {
+        "externalId": "bench-1", "name": "Bench Customer", "arr": 250000,
+        "renewalDate": "2027-01-15", "hasAccountPlan": False, "healthScore": 40,
+        "csmId": viewer["id"], "accountTeam": {"ae": admin_email}}}, token)
+    customer = made["upsertCustomer"]["customer"]["id"]
+    started = _post(base, contract_operation("StartRun"), {"input": {
+        "workflowKey": "critical", "customerId": customer}}, token)["startRun"]
+    if started["errors"]:
+        raise RuntimeError(f"could not start the bench run: {started['errors']}")
+    run_id: str = started["run"]["id"]
+    return run_id
+
+
 def _same_json(graphql: dict[str, Any], floor: dict[str, Any]) -> bool:
     return json.dumps(graphql, sort_keys=True) == json.dumps(floor, sort_keys=True)
 
 
+Sample = tuple[benchlib.LoadResult, float]
+
+
+def _measure(base: str, path: str, body: dict[str, object], token: str, seconds: int,
+             connections: int) -> Sample:
+    benchlib.load(f"{base}{path}", body, token=token, seconds=1)  # warm-up
+    cpu_before = _server_cpu_seconds(base)
+    result = benchlib.load(f"{base}{path}", body, token=token, seconds=seconds,
+                           connections=connections)
+    cpu = (_server_cpu_seconds(base) - cpu_before) / max(result.requests, 1)
+    return result, cpu * 1000
+
+
+def _median(samples: list[Sample]) -> tuple[float, float, float, int]:
+    """Median req/s, p99 and CPU ms/req over rounds (each its own median), and the errors."""
+    return (statistics.median(s[0].requests_per_second for s in samples),
+            statistics.median(s[0].p99_ms for s in samples),
+            statistics.median(s[1] for s in samples),
+            sum(s[0].errors for s in samples))
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="Repeat the whole plan; each line reports the median round.")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="Interleaved rounds; every figure is the median over rounds.")
+    parser.add_argument("--only", default=",".join(OPERATIONS),
+                        help="Comma-separated subset of " + ", ".join(OPERATIONS))
     args = parser.parse_args()
-    import httpx
-
-    Body = dict[str, object]
-    list_body: Body = {"query": contract_operation("WorkflowList"), "operationName": "WorkflowList",
-                       "variables": {"first": 20}}
-    key_body: Body = {"query": contract_operation("WorkflowByKey"),
-                      "operationName": "WorkflowByKey", "variables": {"key": BY_KEY}}
-    viewer_body: Body = {"operationName": "Viewer", "query": VIEWER}
-    rounds: dict[str, list[tuple[benchlib.LoadResult, float]]] = {}
+    chosen = [name for name in args.only.split(",") if name]
+    unknown = set(chosen) - set(OPERATIONS)
+    if unknown:
+        parser.error(f"unknown operations: {sorted(unknown)}")
+    os.environ["STEPWISE_DB_POOL_SIZE"] = str(args.connections)  # both pools: one per client
+    samples: dict[tuple[str, str], list[Sample]] = {}
     with benchlib.scratch_database() as url:
         settings = Settings.from_env(database_url=url)
         os.environ["STEPWISE_JWT_SECRET"] = settings.jwt_secret
         summary, bench_tokens = asyncio.run(_populate(settings))
         token = bench_tokens[0]
-        headers = {"Authorization": f"Bearer {token}"}
-        answers: dict[str, Any] = {}
-        # Both servers up at once and measured alternately, so a busy moment on the machine
-        # does not land on one side only.
         with benchlib.server_process(url) as graphql, \
-                benchlib.server_process(url, app="scripts.bench_workflows:floor_app") as floor:
-            plan: list[tuple[str, str, str, str, Body]] = [
-                    ("GraphQL", graphql, "/graphql", "WorkflowList first:20", list_body),
-                    (FLOOR, floor, "/list", "WorkflowList first:20", list_body),
-                    ("GraphQL", graphql, "/graphql", "WorkflowByKey", key_body),
-                    (FLOOR, floor, "/by-key", "WorkflowByKey", key_body),
-                    ("GraphQL", graphql, "/graphql", "{ viewer } (the stack's own floor)",
-                     viewer_body)]
-            for _ in range(args.rounds):
-                for label, base, path, name, body in plan:
-                    answers[f"{label} {name}"] = httpx.post(f"{base}{path}", json=body,
-                                                            headers=headers).json()
-                    benchlib.load(f"{base}{path}", body, token=token, seconds=2)  # warm-up
-                    cpu_before = _server_cpu_seconds(base)
-                    result = benchlib.load(f"{base}{path}", body, token=token,
-                                           seconds=args.seconds, connections=args.connections)
-                    cpu = (_server_cpu_seconds(base) - cpu_before) / max(result.requests, 1)
-                    rounds.setdefault(f"{label}: {name}", []).append((result, cpu * 1000))
-    results = []
-    for label, measured in rounds.items():
-        ordered = sorted(measured, key=lambda m: m[0].requests_per_second)
-        median = ordered[len(ordered) // 2]
-        results.append((label, median[0], median[1]))
-    print(f"data: {summary} ({TENANTS} tenants x {WORKFLOWS} workflows x {VERSIONS} versions "
-          f"+ core); one uvicorn process per server; load: {results[0][1].tool}; "
-          f"median of {args.rounds} round(s); load average {os.getloadavg()[0]:.2f}")
-    for name in ("WorkflowList first:20", "WorkflowByKey"):
-        same = _same_json(answers[f"GraphQL {name}"], answers[f"{FLOOR} {name}"])
-        print(f"{name}: GraphQL and floor return the same JSON: {same}")
-    for label, result, cpu_ms in results:
-        print(f"{result.line(label)}   server CPU {cpu_ms:.2f} ms/req")
-    by_label = {label: result for label, result, _ in results}
-    for name in ("WorkflowList first:20", "WorkflowByKey"):
-        ratio = (by_label[f"{FLOOR}: {name}"].requests_per_second
-                 / by_label[f"GraphQL: {name}"].requests_per_second)
-        print(f"{name}: floor / GraphQL throughput = {ratio:.2f}x (target <= 2x)")
+                benchlib.server_process(url, app="scripts.bench_floor:floor_app") as floor:
+            run_id = _make_run(graphql, token, "admin0@bench.test")
+            variables: dict[str, dict[str, object]] = {
+                "WorkflowList": {"first": 20}, "WorkflowByKey": {"key": BY_KEY},
+                "Viewer": {}, "Run": {"id": run_id}}
+            bodies: dict[str, dict[str, object]] = {
+                name: {"query": contract_operation(name), "operationName": name,
+                       "variables": variables[name]} for name in OPERATIONS}
+            headers = {"Authorization": f"Bearer {token}"}
+            for name in chosen:
+                answers = [httpx.post(f"{base}{path}", json=bodies[name], headers=headers,
+                                      timeout=30).json()
+                           for base, path in ((graphql, "/graphql"),
+                                              (floor, FLOOR_PATHS[name]))]
+                same = _same_json(*answers)
+                print(f"{name}: Stepwise and the floor return the same JSON: {same}", flush=True)
+                if not same:
+                    print(f"  Stepwise: {json.dumps(answers[0])[:600]}\n"
+                          f"  floor:    {json.dumps(answers[1])[:600]}")
+            for number in range(args.rounds):
+                for name in chosen:
+                    sides = [("Stepwise", graphql, "/graphql"),
+                             ("floor", floor, FLOOR_PATHS[name])]
+                    if number % 2:
+                        sides.reverse()
+                    for side, base, path in sides:
+                        samples.setdefault((name, side), []).append(_measure(
+                            base, path, bodies[name], token, args.seconds, args.connections))
+                print(f"round {number + 1}/{args.rounds} done "
+                      f"(load average {os.getloadavg()[0]:.2f})", flush=True)
+    tool = next(iter(samples.values()))[0][0].tool
+    print(f"\ndata: {summary} ({TENANTS} tenants x {WORKFLOWS} workflows x {VERSIONS} versions"
+          f" + core, one run); one uvicorn process per server; load: {tool}; medians of "
+          f"{args.rounds} interleaved rounds on a shared 2-core machine (noisy)")
+    print(f"{'operation':<15}{'Stepwise req/s':>15}{'p99 ms':>8}{'CPU ms':>8}"
+          f"{'floor req/s':>13}{'p99 ms':>8}{'CPU ms':>8}{'ratio':>7}{'CPU x':>7}  target")
+    for name in chosen:
+        ours, theirs = _median(samples[(name, "Stepwise")]), _median(samples[(name, "floor")])
+        ratio, cpu_ratio = ours[0] / theirs[0], ours[2] / theirs[2]
+        met = ratio >= 0.75 and ours[1] <= 30 and cpu_ratio <= 1.5
+        errors = f"  ({ours[3]} / {theirs[3]} non-200)" if ours[3] or theirs[3] else ""
+        print(f"{name:<15}{ours[0]:>15.0f}{ours[1]:>8.1f}{ours[2]:>8.2f}{theirs[0]:>13.0f}"
+              f"{theirs[1]:>8.1f}{theirs[2]:>8.2f}{ratio:>7.2f}{cpu_ratio:>7.2f}  "
+              f"{'met' if met else 'not met'}{errors}")
 
 
 if __name__ == "__main__":
