@@ -73,6 +73,19 @@ def tenant_create(
                            "token": token}))
 
 
+async def _user_exists(tenant: UUID, user: UUID) -> bool:
+    """Whether the tenant has this user (read as the app role, under the tenant's RLS)."""
+    from domain.shared.db import Database
+    from domain.users import repository as users
+
+    db = Database(_settings().app_database_url, pool_size=1)
+    try:
+        async with db.transaction(tenant, read_only=True) as tx:
+            return await users.get(tx.session, user) is not None
+    finally:
+        await db.dispose()
+
+
 @app.command()
 def token(
     tenant: UUID = typer.Option(..., "--tenant"),
@@ -92,6 +105,8 @@ def token(
         return
     if ttl <= 0:
         _fail("--ttl must be positive")
+    if not asyncio.run(_user_exists(tenant, user)):
+        _fail(f"no user {user} in tenant {tenant}")
     typer.echo(tokens.mint(secret=_jwt_secret(), tenant_id=tenant, user_id=user, role=parsed,
                            ttl=ttl))
 

@@ -92,13 +92,30 @@ class TestCli:
         assert "Traceback" not in result.stderr
 
     def test_token_mints_a_verifiable_jwt(self, settings: Settings) -> None:
-        tenant, user = uuid.uuid4(), uuid.uuid4()
+        made = json.loads(_cli(settings, "tenant", "create", "--name", "Tok", "--admin-email",
+                               f"tok-{uuid.uuid4().hex[:6]}@cli.test").stdout)
+        tenant, user = uuid.UUID(made["tenant_id"]), uuid.UUID(made["user_id"])
         result = _cli(settings, "token", "--tenant", str(tenant), "--user", str(user),
                       "--role", "editor", "--ttl", "60")
         assert result.returncode == 0, result.stderr
         principal = tokens.verify(result.stdout.strip(), secret=settings.jwt_secret)
         assert (principal.tenant_id, principal.user_id, principal.role) == (tenant, user,
                                                                              Role.EDITOR)
+
+    def test_token_refuses_users_and_tenants_that_do_not_exist(self, settings: Settings
+                                                              ) -> None:
+        made = json.loads(_cli(settings, "tenant", "create", "--name", "Tok2", "--admin-email",
+                               f"tok-{uuid.uuid4().hex[:6]}@cli.test").stdout)
+        other = json.loads(_cli(settings, "tenant", "create", "--name", "Tok3", "--admin-email",
+                                f"tok-{uuid.uuid4().hex[:6]}@cli.test").stdout)
+        for tenant, user in ((made["tenant_id"], str(uuid.uuid4())),
+                             (str(uuid.uuid4()), made["user_id"]),
+                             (other["tenant_id"], made["user_id"])):  # someone else's user
+            result = _cli(settings, "token", "--tenant", tenant, "--user", user)
+            assert result.returncode == 1
+            assert "no user" in result.stderr
+            assert result.stdout == ""
+            assert "Traceback" not in result.stderr
 
     def test_token_rejects_an_unknown_role(self, settings: Settings) -> None:
         result = _cli(settings, "token", "--tenant", str(uuid.uuid4()), "--user",

@@ -16,6 +16,11 @@ _SAFE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 def _embedded() -> Any:
     global _server
     if _server is None:
+        import warnings
+
+        # platformdirs warns on every command when XDG_RUNTIME_DIR is unset (containers,
+        # CI); pgserver only keeps a lock file there and /tmp is fine for it.
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
         import pgserver  # imported lazily: only embedded mode needs it
 
         DATA_DIR.mkdir(parents=True, exist_ok=True)
