@@ -145,3 +145,18 @@ def clock_file(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     path.write_text("0")
     monkeypatch.setenv("STEPWISE_CLOCK_FILE", str(path))
     return path
+
+
+@pytest_asyncio.fixture
+async def worker(database_url, clock_file, fake_llm, tmp_path):  # type: ignore[no-untyped-def]
+    """A `stepwise worker` subprocess for this test (stopped by its pid), talking to the fake
+    LLM and the test's clock; jobs other tests left queued are dropped first."""
+    from tests.workerlib import WorkerProcess, forget_queued_jobs, worker_env
+
+    await forget_queued_jobs(database_url)
+    process = WorkerProcess(worker_env(database_url, clock_file=clock_file,
+                                       extra=fake_llm.env, log_dir=tmp_path)).start()
+    try:
+        yield process
+    finally:
+        process.stop()

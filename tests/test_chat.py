@@ -4,8 +4,6 @@ the thread is the tenant's only; bad input is refused with a path and nothing is
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +13,7 @@ from tests.factories import contract_operation as contract
 from tests.factories_runs import Team, make_customer, make_team, start
 from tests.factories_workflows import seed_core
 from tests.test_isolation import as_tenant
-from tests.workerlib import WorkerProcess, eventually, forget_queued_jobs, worker_env
+from tests.workerlib import eventually
 
 pytestmark = pytest.mark.asyncio
 SPENT = {"input_tokens": 40, "output_tokens": 12, "cache_creation_input_tokens": 0,
@@ -25,19 +23,6 @@ SPENT = {"input_tokens": 40, "output_tokens": 12, "cache_creation_input_tokens":
 @pytest_asyncio.fixture(autouse=True)
 async def _core(settings) -> None:  # type: ignore[no-untyped-def]
     await seed_core(settings)
-
-
-@pytest_asyncio.fixture
-async def worker(database_url, clock_file, fake_llm, tmp_path: Path
-                 ) -> AsyncIterator[WorkerProcess]:
-    await forget_queued_jobs(database_url)
-    env = {**fake_llm.env, "STEPWISE_BUDGET_RETRY_SECONDS": "1"}
-    process = WorkerProcess(worker_env(database_url, clock_file=clock_file, extra=env,
-                                       log_dir=tmp_path)).start()
-    try:
-        yield process
-    finally:
-        process.stop()
 
 
 async def _escalated(gql: Any, team: Team) -> tuple[str, dict[str, Any]]:

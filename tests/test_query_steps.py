@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,9 +15,9 @@ from domain.queries import guard, repository
 from domain.queries import service as queries
 from domain.queries.errors import QueryFailed, QueryRefused
 from domain.shared.errors import DomainError
-from tests.factories_runs import Team, make_customer, make_team, run, start
+from tests.factories_runs import Team, make_customer, make_team, start
 from tests.factories_workflows import config, make_workflow
-from tests.workerlib import WorkerProcess, eventually, forget_queued_jobs, worker_env
+from tests.workerlib import run_in_status
 
 C = "query_api.customers"
 OTHER = "00000000-0000-0000-0000-000000000001"
@@ -302,26 +300,6 @@ def _query_config(key: str) -> dict[str, Any]:
     ])
 
 
-@pytest_asyncio.fixture
-async def worker(database_url, clock_file, fake_llm, tmp_path: Path
-                 ) -> AsyncIterator[WorkerProcess]:
-    await forget_queued_jobs(database_url)
-    process = WorkerProcess(worker_env(database_url, clock_file=clock_file,
-                                       extra=fake_llm.env, log_dir=tmp_path)).start()
-    try:
-        yield process
-    finally:
-        process.stop()
-
-
-async def _settled(gql: Any, team: Team, run_id: str, status: str) -> dict[str, Any]:
-    async def probe() -> dict[str, Any] | None:
-        detail = await run(gql, team, run_id)
-        return detail if detail["status"] == status else None
-
-    return await eventually(probe, deadline=30, what=f"run {run_id} to be {status}")
-
-
 @pytest.mark.asyncio
 class TestQueryStepRuns:
     async def test_the_csv_is_stored_and_passed_to_the_next_step(
@@ -337,7 +315,7 @@ class TestQueryStepRuns:
              "text": f"```sql\nSELECT name, arr FROM {C} ORDER BY arr DESC\n```"},
             {"match": f"Summarise for {customer['name']}", "text": "One big account."})
         run_id = (await start(gql, team, "big-accounts", customer["id"]))["run"]["id"]
-        detail = await _settled(gql, team, run_id, "completed")
+        detail = await run_in_status(gql, team, run_id, "completed")
         steps = {s["stepId"]: s for s in detail["steps"]}
         output = steps["big-accounts"]["output"]
         if isinstance(output, str):
@@ -361,7 +339,7 @@ class TestQueryStepRuns:
         await fake_llm.script({"match": f"List {customer['name']}",
                                "text": "SELECT * FROM public.customers"})
         run_id = (await start(gql, team, "bad-query", customer["id"]))["run"]["id"]
-        detail = await _settled(gql, team, run_id, "failed")
+        detail = await run_in_status(gql, team, run_id, "failed")
         step = next(s for s in detail["steps"] if s["stepId"] == "big-accounts")
         assert step["status"] == "failed"
         assert "relation public.customers is not allowed" in step["error"]

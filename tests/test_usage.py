@@ -7,21 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from domain.shared import clock
 from domain.usage import prices
 from domain.usage import service as usage
 from domain.usage.errors import BudgetExceeded
-from tests.factories_runs import Team, make_customer, make_team, run, start
+from tests.factories_runs import make_customer, make_team, run, start
 from tests.factories_workflows import config, make_workflow
 from tests.test_isolation import as_tenant
-from tests.workerlib import WorkerProcess, eventually, forget_queued_jobs, worker_env
+from tests.workerlib import eventually, run_in_status
 
 pytestmark = pytest.mark.asyncio
 
@@ -51,27 +48,6 @@ def _two_step_config(key: str) -> dict[str, Any]:
     ])
 
 
-@pytest_asyncio.fixture
-async def worker(database_url, clock_file, fake_llm, tmp_path: Path
-                 ) -> AsyncIterator[WorkerProcess]:
-    await forget_queued_jobs(database_url)
-    env = {**fake_llm.env, "STEPWISE_BUDGET_RETRY_SECONDS": "1"}
-    process = WorkerProcess(worker_env(database_url, clock_file=clock_file, extra=env,
-                                       log_dir=tmp_path)).start()
-    try:
-        yield process
-    finally:
-        process.stop()
-
-
-async def _settled(gql: Any, team: Team, run_id: str, status: str) -> dict[str, Any]:
-    async def probe() -> dict[str, Any] | None:
-        detail = await run(gql, team, run_id)
-        return detail if detail["status"] == status else None
-
-    return await eventually(probe, deadline=30, what=f"run {run_id} to be {status}")
-
-
 async def _script(fake_llm: Any, customer: dict[str, Any]) -> None:
     await fake_llm.script(
         {"match": f"Count accounts like {customer['name']}", "usage": SPENT,
@@ -87,7 +63,7 @@ class TestLedger:
         customer = await make_customer(gql, team, days=30)
         await _script(fake_llm, customer)
         run_id = (await start(gql, team, "ledger", customer["id"]))["run"]["id"]
-        await _settled(gql, team, run_id, "completed")
+        await run_in_status(gql, team, run_id, "completed")
         assert prices.cost_micros("claude-sonnet-4-5", **SPENT) == 832  # 831.75, rounded up
         # The worker's model (claude-fake-1) is not in the table: priced as the dearest.
         one = prices.cost_micros("claude-fake-1", **SPENT)
@@ -169,7 +145,7 @@ class TestBudget:
         assert await fake_llm.calls() == [] or all(
             customer["name"] not in str(c) for c in await fake_llm.calls())
         await gql(SET_BUDGET, {"input": {"monthlyTokens": 1_000_000}}, token=team.tenant.token)
-        await _settled(gql, team, run_id, "completed")
+        await run_in_status(gql, team, run_id, "completed")
         found = (await gql(USAGE, {"runId": run_id}, token=team.tenant.token))["usage"]
         assert found["calls"] == 2  # the held-back attempts cost nothing
 

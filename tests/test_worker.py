@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,14 +18,7 @@ from domain.shared.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from tests.conftest import serving
 from tests.factories_runs import Team, act, make_customer, make_team, run, start
 from tests.factories_workflows import config, make_workflow, seed_core
-from tests.workerlib import (
-    SMTPServer,
-    WebhookReceiver,
-    WorkerProcess,
-    eventually,
-    forget_queued_jobs,
-    worker_env,
-)
+from tests.workerlib import SMTPServer, WebhookReceiver, eventually, run_in_status
 
 pytestmark = pytest.mark.asyncio
 
@@ -57,18 +49,6 @@ async def receiver() -> AsyncIterator[WebhookReceiver]:
         yield found
 
 
-@pytest_asyncio.fixture
-async def worker(database_url, clock_file, fake_llm, tmp_path: Path
-                 ) -> AsyncIterator[WorkerProcess]:
-    await forget_queued_jobs(database_url)
-    process = WorkerProcess(worker_env(database_url, clock_file=clock_file,
-                                       extra=fake_llm.env, log_dir=tmp_path)).start()
-    try:
-        yield process
-    finally:
-        process.stop()
-
-
 async def _channels(gql: Any, team: Team, smtp: SMTPServer, receiver: WebhookReceiver
                     ) -> dict[str, str]:
     made = {}
@@ -84,15 +64,6 @@ async def _channels(gql: Any, team: Team, smtp: SMTPServer, receiver: WebhookRec
         assert payload["errors"] == [], payload
         made[kind] = payload["channel"]["id"]
     return made
-
-
-async def _finished(gql: Any, team: Team, run_id: str, status: str = "completed"
-                    ) -> dict[str, Any]:
-    async def probe() -> dict[str, Any] | None:
-        detail = await run(gql, team, run_id)
-        return detail if detail["status"] == status else None
-
-    return await eventually(probe, deadline=30, what=f"run {run_id} to be {status}")
 
 
 async def _calls_about(fake_llm: Any, customer: dict[str, Any]) -> list[dict[str, Any]]:
@@ -118,7 +89,7 @@ class TestCoreWorkflows:
         moved = await act(gql, team, "ChooseBranch", "chooseBranch", runId=run_id,
                           branchId="needs-alternatives")
         assert moved["run"]["currentStepId"] == "alternative-options"
-        detail = await _finished(gql, team, run_id)
+        detail = await run_in_status(gql, team, run_id)
         step = next(s for s in detail["steps"] if s["stepId"] == "alternative-options")
         assert step["output"] == "Offer a 12-month term with a 5% cap."
         assert len(await _calls_about(fake_llm, customer)) == 1
@@ -162,7 +133,7 @@ class TestCoreWorkflows:
         signed = await act(gql, team, "ChooseBranch", "chooseBranch", runId=run_id,
                            branchId="signed")
         assert signed["errors"] == []
-        detail = await _finished(gql, team, run_id)
+        detail = await run_in_status(gql, team, run_id)
         assert next(s for s in detail["steps"] if s["stepId"] == "outcome-resolution"
                     )["output"] == "Outcome: renewed at flat price."
         slack = await eventually(lambda: _async(receiver.at("/slack")),
@@ -235,7 +206,7 @@ class TestFaults:
                          what="the war-room email")
         worker.kill()
         worker.start()
-        detail = await _finished(gql, team, run_id)
+        detail = await run_in_status(gql, team, run_id)
         step = next(s for s in detail["steps"] if s["stepId"] == "alternative-options")
         assert step["output"] == "Plan B: multi-year at list."
         assert step["attempts"] == 1

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -24,8 +24,20 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from domain.shared.settings import PROJECT_ROOT
+from tests.factories import GraphQLClient
+from tests.factories_runs import Team, run
 
 T = TypeVar("T")
+
+
+async def run_in_status(gql: GraphQLClient, team: Team, run_id: str,
+                        status: str = "completed") -> dict[str, Any]:
+    """The Run query's answer once the run has `status` (polled with a 30 s deadline)."""
+    async def probe() -> dict[str, Any] | None:
+        detail = await run(gql, team, run_id)
+        return detail if detail["status"] == status else None
+
+    return await eventually(probe, deadline=30, what=f"run {run_id} to be {status}")
 
 
 def free_port() -> int:
@@ -228,6 +240,7 @@ def worker_env(database_url: str, *, clock_file: Path, extra: dict[str, str],
         "STEPWISE_RETRY_BASE_SECONDS": "1",
         "STEPWISE_TICK_SECONDS": "0.2",
         "STEPWISE_STALLED_SECONDS": "2",
+        "STEPWISE_BUDGET_RETRY_SECONDS": "1",
         "STEPWISE_LLM_MODEL": "claude-fake-1",
         "STEPWISE_LLM_MAX_RETRIES": "0",
         "STEPWISE_LLM_TIMEOUT": "10",
