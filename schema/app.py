@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -241,6 +242,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # One LISTEN connection per process, outside the pool (domain.live.broker).
         app.state.broker = Broker(resolved.listener_dsn)
         await app.state.broker.start()
+        # What start-up made (schema, modules, caches) lives as long as the process: out of
+        # the collector's sight, and a first generation large enough that a request's
+        # short-lived objects die young without a collection per request.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(20_000, 20, 20)
         try:
             yield
         finally:

@@ -17,6 +17,8 @@ from graphql import (
     visit,
 )
 
+from domain.shared.jsontext import exact_with_orjson
+
 MAX_JSON_DEPTH = 64
 
 
@@ -74,6 +76,8 @@ def _string_literals(document: DocumentNode) -> list[StringValueNode]:
 def parse_body(raw: bytes) -> tuple[str | None, dict[str, Any] | None]:
     """The POST body as a GraphQL request, or why it cannot be one (parsed once: orjson,
     with the standard library's parser only to explain a body orjson refused)."""
+    if not exact_with_orjson(raw):  # integers orjson would round: the standard library
+        return _standard(raw)
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -86,6 +90,16 @@ def parse_body(raw: bytes) -> tuple[str | None, dict[str, Any] | None]:
 def body_problem(raw: bytes) -> str | None:
     """Why this POST body cannot be a GraphQL request, or None when it may be one."""
     return parse_body(raw)[0]
+
+
+def _standard(raw: bytes) -> tuple[str | None, dict[str, Any] | None]:
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, RecursionError, ValueError):
+        return _refused(raw), None
+    if not isinstance(body, dict):
+        return "the request body must be a JSON object with a query", None
+    return request_problem(body), body
 
 
 def _refused(raw: bytes) -> str:

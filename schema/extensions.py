@@ -13,6 +13,7 @@ from strawberry.extensions import MaskErrors, SchemaExtension
 from strawberry.types.graphql import OperationType
 
 from domain.shared.db import Tx, UnknownCaller
+from domain.shared.models import from_row
 from domain.users.models import User
 from schema.context import Context, NotAuthenticated
 
@@ -65,7 +66,7 @@ class TenantTransaction(SchemaExtension):
                                           else principal.role),
         )
         if tx.user is not None:  # `viewer` and authors reuse the caller's row
-            operation_context.loaders.user.prime(tx.user["id"], User(**tx.user))
+            operation_context.loaders.user.prime(tx.user["id"], from_row(User, tx.user))
         self.execution_context.context = operation_context
         try:
             yield

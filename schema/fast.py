@@ -39,6 +39,7 @@ from strawberry.utils.operation import get_operation_type
 
 from domain.auth.tokens import Principal
 from domain.shared.db import UnknownCaller
+from domain.shared.models import from_row
 from domain.shared.settings import Settings
 from domain.users.models import User
 from schema.context import Context
@@ -119,7 +120,7 @@ class FastQueries:
         context = dataclasses.replace(context, tx=tx,
                                       principal=dataclasses.replace(principal, role=role))
         if tx.user is not None:
-            context.loaders.user.prime(tx.user["id"], User(**tx.user))
+            context.loaders.user.prime(tx.user["id"], from_row(User, tx.user))
         try:
             executor = PlannedExecutor.build(
                 self.schema, document, context_value=context,
