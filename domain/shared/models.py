@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Column, DateTime, text
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import instrumentation
+from sqlalchemy.orm import configure_mappers, instrumentation
 from sqlmodel import Field, SQLModel
 
 SQLModel.metadata.naming_convention = {
@@ -51,6 +51,7 @@ def from_row(model: type[M], row: Mapping[str, Any]) -> M:
     so every attribute exists either way."""
     fields = _FIELDS.get(model)
     if fields is None:
+        configure_mappers()  # instances made before any ORM use need configured attributes
         fields = _FIELDS.setdefault(model, frozenset(model.model_fields))
     values = dict(row)
     if not fields <= values.keys():
