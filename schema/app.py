@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import aclosing, asynccontextmanager
 from typing import Any
 
+import orjson
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -126,6 +128,14 @@ class StepwiseGraphQL(GraphQL[Context, None]):
             **options,
         )
         self.settings = settings
+
+    def encode_json(self, data: object) -> str:
+        """Responses and WebSocket messages encoded by orjson (text: WebSocket messages go
+        out as text frames); the standard library only for values orjson does not know."""
+        try:
+            return orjson.dumps(data).decode()
+        except TypeError:
+            return json.dumps(data, separators=(",", ":"))
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex

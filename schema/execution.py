@@ -54,11 +54,21 @@ def _inline_plan(parent_type: GraphQLObjectType, field_details_list: FieldDetail
                  ) -> _Inline | None:
     """The inline plan of a field, or None when graphql-core must execute it."""
     first = field_details_list[0]
-    if first.fragment_variable_values is not None or first.defer_usage is not None:
+    if (first.fragment_variable_values is not None or first.defer_usage is not None
+            or first.node.arguments):
         return None
-    node = first.node
-    field_def = parent_type.fields.get(node.name.value)
-    if field_def is None or field_def.args or node.arguments:
+    key = (parent_type, first.node.name.value)
+    if key not in _FIELD_PLANS:  # by schema field: as many as the schema has, planned once
+        _FIELD_PLANS[key] = _field_plan(parent_type, first.node.name.value)
+    return _FIELD_PLANS[key]
+
+
+_FIELD_PLANS: dict[tuple[GraphQLObjectType, str], _Inline | None] = {}
+
+
+def _field_plan(parent_type: GraphQLObjectType, name: str) -> _Inline | None:
+    field_def = parent_type.fields.get(name)
+    if field_def is None or field_def.args:
         return None
     resolve = field_def.resolve
     if resolve is None or not getattr(resolve, "_is_default", False):

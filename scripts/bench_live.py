@@ -1,6 +1,7 @@
 """Live runs under load, one server process: subscriptions held, memory, latency.
 
 Usage: python -m scripts.bench_live [--held 5000] [--watchers 1000] [--runs 50] [--seconds 10]
+       [--pairs 40] [--rate 10]
 
 A scratch database gets the core seeds, one tenant and `--runs` waiting runs (the critical
 workflow). One uvicorn process (uvloop, httptools) serves it; this process is the client.
@@ -8,10 +9,12 @@ workflow). One uvicorn process (uvloop, httptools) serves it; this process is th
 1. Held: `--held` runEvents subscriptions (20 per socket, the server's per-connection limit),
    each resuming at its run's last seq (nothing to replay). Memory per subscription is the
    server's RSS delta divided by the number held.
-2. Latency: `--watchers` subscriptions spread over the runs while a driver pauses and resumes
-   runs through GraphQL mutations. Latency is arrival time minus the event's `at`, which the
-   server stamps inside the mutation's transaction before its steps run and COMMIT: an upper
-   bound on commit-to-subscriber (it includes the rest of the mutation's transaction).
+2. Latency: `--watchers` subscriptions spread over `--runs` runs of a chain workflow
+   (task -> llm -> task ..., scripts/bench_runs.py) that a worker process is driving: a
+   driver answers each task with ChooseBranch and the worker runs the llm step against the
+   local fake LLM and moves the run on, so events come from both the API's and the worker's
+   transactions. Latency is arrival time minus the event's `at`, stamped inside the
+   committing transaction before COMMIT: an upper bound on commit-to-subscriber.
 
 The machine is shared (2 cores, other engineers' tests and benches, and this client runs on
 the same cores as the server): numbers are noisy, run it twice.
@@ -24,9 +27,12 @@ import asyncio
 import json
 import os
 import statistics
+import subprocess
+import sys
 import time
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 import httpx
@@ -36,17 +42,15 @@ from websockets.typing import Subprotocol
 from domain.auth import tokens
 from domain.seeding import service as seeding
 from domain.shared.actor import Role
-from domain.shared.settings import Settings
+from domain.shared.settings import PROJECT_ROOT, Settings
 from domain.tenants.onboarding import create_tenant_with_admin
-from scripts import benchlib
+from scripts import bench_runs, benchlib
 
 PER_SOCKET = 20
 RUN_EVENTS = ("subscription($runId: ID!, $afterSeq: Int) { runEvents(runId: $runId, "
               "afterSeq: $afterSeq) { seq type at } }")
 START = ("mutation($input: StartRunInput!) { startRun(input: $input) { run { id } "
          "errors { code message } } }")
-PAUSE = "mutation($id: ID!) { pauseRun(runId: $id) { errors { code } } }"
-RESUME = "mutation($id: ID!) { resumeRun(runId: $id) { errors { code } } }"
 LAST = "query($id: ID!) { run(id: $id) { events(first: 1000) { seq } } }"
 
 
@@ -164,7 +168,73 @@ class Watchers:
 
 
 
-async def _measure(url: str, held: int, watchers: int, runs: int, seconds: float) -> None:
+def _driver_processes(url: str) -> tuple[subprocess.Popen[bytes], list[subprocess.Popen[bytes]]]:
+    """The local fake LLM and one worker process, each on its own pid."""
+    fake_port = benchlib.free_port()
+    fake = subprocess.Popen([sys.executable, "-m", "scripts.cli", "fake-llm", "--port",
+                             str(fake_port)], cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL)
+    return fake, bench_runs._workers(1, url, f"http://127.0.0.1:{fake_port}")
+
+
+async def _chain_runs(client: httpx.AsyncClient, *, owner_url: str, tenant_token: str,
+                      runs: int, pairs: int) -> list[str]:
+    """`runs` runs of a (task -> llm) chain of `pairs` pairs, each waiting at task-1."""
+    created = await bench_runs._gql(client, bench_runs.CREATE, input={
+        "key": "live-chain", "name": "Live chain",
+        "config": bench_runs.chain("live-chain", pairs)})
+    if created["createWorkflow"]["errors"]:
+        raise RuntimeError(created["createWorkflow"]["errors"])
+    owner = await asyncpg.connect(benchlib._plain(owner_url))
+    try:
+        customers = [str(r["id"]) for r in await owner.fetch(
+            "SELECT id FROM customers ORDER BY external_id LIMIT $1", runs)]
+    finally:
+        await owner.close()
+    made = []
+    for customer in customers:
+        data = await bench_runs._gql(client, bench_runs.START, input={
+            "workflowKey": "live-chain", "customerId": customer})
+        if data["startRun"]["errors"]:
+            raise RuntimeError(data["startRun"]["errors"])
+        made.append(data["startRun"]["run"]["id"])
+    return made
+
+
+async def _drive(client: httpx.AsyncClient, owner: asyncpg.Connection, run_ids: list[str], *,
+                 pairs: int, until: float, rate: float) -> int:
+    """Answer each run's next task once the worker has made it ready, at most `rate` answers
+    a second in all, until `until`."""
+    poller = bench_runs.Poller(owner)
+    answered = 0
+    pace = asyncio.Lock()
+    next_slot = time.perf_counter()
+
+    async def one(run_id: str) -> None:
+        nonlocal answered, next_slot
+        for index in range(1, pairs + 1):
+            await asyncio.wait_for(poller.wait_for(UUID(run_id), f"task-{index}", "waiting"),
+                                   60)
+            async with pace:  # one answer per 1/rate seconds
+                delay = next_slot - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                next_slot = max(next_slot, time.perf_counter()) + 1 / rate
+            if time.perf_counter() >= until:
+                return
+            data = await bench_runs._gql(client, bench_runs.CHOOSE, r=run_id, b="go")
+            if data["chooseBranch"]["errors"]:
+                raise RuntimeError(data["chooseBranch"]["errors"])
+            answered += 1
+
+    try:
+        await asyncio.gather(*(one(r) for r in run_ids))
+    finally:
+        poller.task.cancel()
+    return answered
+
+
+async def _measure(url: str, held: int, watchers: int, runs: int, seconds: float,
+                   pairs: int, rate: float) -> None:
     settings = Settings.from_env(database_url=url)
     os.environ["STEPWISE_JWT_SECRET"] = settings.jwt_secret  # the server's, too
     manager = benchlib.server_process(url)
@@ -195,25 +265,31 @@ async def _measure(url: str, held: int, watchers: int, runs: int, seconds: float
             await group.close()
             await asyncio.sleep(2)
 
-            # 2. Latency with `watchers` subscribers while runs are driven
-            targets = [(run_ids[i % runs], last[run_ids[i % runs]]) for i in range(watchers)]
+            # 2. Latency with `watchers` subscribers on runs a worker is driving
+            chain_ids = await _chain_runs(client, owner_url=url, tenant_token=token,
+                                          runs=runs, pairs=pairs)
+            last = await _last_seqs(client, chain_ids)
+            targets = [(chain_ids[i % runs], last[chain_ids[i % runs]])
+                       for i in range(watchers)]
             group = Watchers()
             await group.open(address, token, targets)
             await asyncio.sleep(2)
-            events = 0
-            driven_for = time.perf_counter() + seconds
-            begin = time.perf_counter()
-            i = 0
-            while time.perf_counter() < driven_for:
-                run_id = run_ids[i % runs]
-                for query in (PAUSE, RESUME):
-                    body = (await client.post("/graphql", json={
-                        "query": query, "variables": {"id": run_id}})).json()
-                    assert "errors" not in body, body
-                    events += 1
-                i += 1
-                await asyncio.sleep(0.02)
-            elapsed = time.perf_counter() - begin
+            fake, workers = _driver_processes(url)
+            owner = await asyncpg.connect(benchlib._plain(url))
+            try:
+                await asyncio.sleep(3)  # the worker connects and imports
+                begin = time.perf_counter()
+                answered = await _drive(client, owner, chain_ids, pairs=pairs,
+                                        until=begin + seconds, rate=rate)
+                elapsed = time.perf_counter() - begin
+                await asyncio.sleep(1)  # the last llm steps finish
+                now = await _last_seqs(client, chain_ids)
+            finally:
+                await owner.close()
+                bench_runs._stop(workers)
+                fake.terminate()
+                fake.wait(10)
+            events = sum(now[r] - last[r] for r in chain_ids)
             expected = events * (watchers // runs)
             deadline = time.perf_counter() + 30
             while group.delivered < expected and time.perf_counter() < deadline:  # noqa: ASYNC110
@@ -221,8 +297,9 @@ async def _measure(url: str, held: int, watchers: int, runs: int, seconds: float
             ms = sorted(x * 1000 for x in group.latencies)
             p50 = statistics.median(ms)
             p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
-            print(f"watchers                  {watchers:>8d}  on {runs} runs, "
-                  f"{events} events committed in {elapsed:.1f} s "
+            print(f"watchers                  {watchers:>8d}  on {runs} runs driven by a worker: "
+                  f"{answered} tasks answered (at most {rate:g}/s), {events} events "
+                  f"committed in {elapsed:.1f} s "
                   f"({events / elapsed:.0f} events/s)")
             print(f"delivered                 {group.delivered:>8d} of {expected}   "
                   f"{group.delivered / elapsed:.0f} deliveries/s")
@@ -239,9 +316,15 @@ def main() -> None:
     parser.add_argument("--watchers", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--pairs", type=int, default=40,
+                        help="(task -> llm) pairs per driven run: enough not to finish early")
+    parser.add_argument("--rate", type=float, default=10,
+                        help="tasks answered per second in all (each makes ~8 events: the "
+                             "ChooseBranch's and the worker's llm step's)")
     args = parser.parse_args()
     with benchlib.scratch_database("stepwise_bench_live") as url:
-        asyncio.run(_measure(url, args.held, args.watchers, args.runs, args.seconds))
+        asyncio.run(_measure(url, args.held, args.watchers, args.runs, args.seconds,
+                             args.pairs, args.rate))
 
 
 if __name__ == "__main__":

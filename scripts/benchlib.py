@@ -75,7 +75,8 @@ def server_process(database_url: str, *, app: str = "schema.app:create_app",
     env = {**os.environ, "DATABASE_URL": database_url}
     command = [sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1",
                "--port", str(port), "--workers", str(workers), "--log-level", "warning",
-               "--no-access-log", "--loop", "uvloop", "--http", "httptools"]
+               "--no-access-log", "--loop", "uvloop", "--http", "httptools",
+               "--ws-per-message-deflate", "false"]
     process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env)
     base = f"http://127.0.0.1:{port}"
     try:

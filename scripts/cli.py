@@ -158,7 +158,9 @@ def serve(
     # that kills the process before atexit, and the embedded PostgreSQL would never stop.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     uvicorn.run("schema.app:create_app", factory=True, host=host, port=port, workers=workers,
-                reload=reload, log_level="info", proxy_headers=True)
+                reload=reload, log_level="info", proxy_headers=True,
+                # Live messages are small JSON: compressing each costs more CPU than it saves.
+                ws_per_message_deflate=False)
 
 
 @runs_app.command("scan")
