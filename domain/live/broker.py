@@ -34,15 +34,18 @@ RECOVER = -1  # "something may have been missed": read the log whatever the last
 
 
 class Subscription:
-    """Wake-ups for one topic: the highest seq announced since the last `wait`."""
+    """Wake-ups for one topic: the highest seq announced since the last `wait`.
 
-    __slots__ = ("_event", "_seqs", "limit", "overflows", "topic", "woken_at")
+    Thousands are held per process, so a waiting one holds a bare future (and a timer),
+    not an Event and a wait_for task."""
+
+    __slots__ = ("_seqs", "_waiter", "limit", "overflows", "topic", "woken_at")
 
     def __init__(self, topic: str, *, limit: int) -> None:
         self.topic = topic
         self.limit = limit
         self._seqs: list[int] = []
-        self._event = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None
         self.overflows = 0
         self.woken_at = 0.0  # time.monotonic() of the latest wake-up (one per publish)
 
@@ -55,20 +58,31 @@ class Subscription:
             self.overflows += 1
         else:
             self._seqs.append(seq)
-        self._event.set()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def wait(self, seconds: float | None) -> int | None:
         """The highest seq announced (RECOVER: read the log anyway), or None on timeout."""
         if not self._seqs:
+            loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            timer = None if seconds is None else loop.call_later(seconds, _expire, waiter)
             try:
-                await asyncio.wait_for(self._event.wait(), seconds)
-            except TimeoutError:
-                return None
+                await waiter
+            finally:
+                self._waiter = None
+                if timer is not None:
+                    timer.cancel()
         seqs, self._seqs = self._seqs, []
-        self._event.clear()
         if not seqs:
             return None
         return RECOVER if RECOVER in seqs else max(seqs)
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class Broker:
