@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 import pytest_asyncio
 import websockets
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 from domain.auth import tokens
 from domain.shared.actor import Role
@@ -208,6 +210,62 @@ class TestFanOut:
             await socket.close()
         finally:
             await asyncio.to_thread(manager.__exit__, None, None, None)
+
+
+    async def test_a_client_that_stops_reading_holds_back_no_one_and_loses_nothing(
+        self, gql, settings, served
+    ) -> None:
+        address, _ = served
+        team, run_id = await _waiting_run(gql, settings)
+        host, port = address.rsplit(":", 1)
+        # A client that stops reading (a tiny receive buffer, a queue of one message) with
+        # heavy streams: what the kernel buffers cannot hold waits in uvicorn's flow control
+        # for this socket only. (The wake-up buffer a blocked stream overflows is proven in
+        # tests/test_live_broker.py.)
+        raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+        raw.connect((host, int(port)))
+        ws = await websockets.connect(f"ws://{address}/graphql", sock=raw, max_queue=1,
+                                      subprotocols=[Subprotocol("graphql-transport-ws")])
+        await ws.send(json.dumps({"type": "connection_init",
+                                  "payload": {"Authorization": f"Bearer {team.tenant.token}"}}))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        slow = Socket(ws, "graphql-transport-ws")
+        streams = [str(i) for i in range(20)]  # the server's limit per connection
+        # Heavy messages (the payload under 29 aliases): megabytes queue up for the slow
+        # client, more than the kernel's socket buffers hold.
+        heavy = RUN_EVENTS.replace("payload }", "payload " + " ".join(
+            f"p{i}: payload" for i in range(29)) + " }")
+        for op_id in streams:
+            await slow.subscribe(heavy, {"runId": run_id, "afterSeq": 0}, op_id=op_id)
+        fast = await Socket.open(address, team.tenant.token)
+        await fast.subscribe(RUN_EVENTS, {"runId": run_id, "afterSeq": 0})
+        seen, _ = await fast.events(until_seq=await _last_seq(gql, team, run_id))
+        for _ in range(40):  # 80 events while the slow client reads nothing
+            await _pause_resume(gql, team, run_id)
+            more, _ = await fast.events(until_seq=await _last_seq(gql, team, run_id), wait=10)
+            seen += more  # each arrives while the slow one is still stuck
+        await act(gql, team, "CancelRun", "cancelRun", runId=run_id)
+        rest, end = await fast.events()
+        assert end == {"type": "complete", "id": "1"}
+        detail = await run(gql, team, run_id)
+        _same_as_log(seen + rest, detail)
+        # The slow client reads at last: every stream has every event once, in order.
+        got: dict[str, list[dict[str, Any]]] = {op_id: [] for op_id in streams}
+        done: set[str] = set()
+        while done != set(streams):
+            message = await slow.message(wait=15)
+            if message["type"] == "complete":
+                done.add(message["id"])
+            else:
+                assert message["type"] == "next", message
+                event = message["payload"]["data"]["runEvents"]
+                got[message["id"]].append({k: event[k] for k in ("seq", "type", "stepId", "at",
+                                                               "payload")})
+        for op_id in streams:
+            _same_as_log(got[op_id], detail)
+        await fast.close()
+        await slow.close()
 
 
 class TestWhoListens:
