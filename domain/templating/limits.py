@@ -36,7 +36,7 @@ MAX_STEPS = 50_000
 # Wall clock for one render (or one preview of all of a workflow's notifications): a safety
 # net under load, far above what MAX_STEPS costs alone.
 MAX_SECONDS = 2.0
-_CHECK_EVERY = 512
+_CHECK_EVERY = 256
 # A block invocation (a new output list: one {{#each}} iteration, one {{#if}} branch) costs
 # pybars ~5 us, an append ~1 us: steps are weighted so a budget is about time.
 _BLOCK_WEIGHT = 4
