@@ -58,8 +58,8 @@ def main() -> None:
         for name, version, _, _ in ASSETS:
             if (name, version) in packs:
                 continue
-            tarball = subprocess.run(  # noqa: S603 - fixed arguments
-                ["npm", "pack", "--silent", f"{name}@{version}"], cwd=scratch, check=True,  # noqa: S607
+            tarball = subprocess.run(
+                ["npm", "pack", "--silent", f"{name}@{version}"], cwd=scratch, check=True,
                 capture_output=True, text=True).stdout.strip().splitlines()[-1]
             folder = Path(scratch) / f"{name.replace('/', '-')}-{version}"
             with tarfile.open(Path(scratch) / tarball) as archive:

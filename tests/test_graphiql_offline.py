@@ -60,8 +60,9 @@ class TestGraphiQLOffline:
             "/graphiql/js.cookie.min.js", "/graphiql/graphiql.min.css",
             "/graphiql/plugin-explorer.css", "/graphiql/graphiql.min.js",
             "/graphiql/plugin-explorer.umd.js"}
-        for tag, url, sri in assets:
-            assert url.startswith("/") and not url.startswith("//"), url
+        for _tag, url, sri in assets:
+            assert url.startswith("/"), url
+            assert not url.startswith("//"), url
             response = await http.get(url)  # no Authorization header
             assert response.status_code == 200, url
             kind = response.headers["content-type"]
