@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -53,6 +54,10 @@ class DevTools:
         self.reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
+        with suppress(websockets.ConnectionClosed):
+            await self._dispatch()
+
+    async def _dispatch(self) -> None:
         async for raw in self.socket:
             message = json.loads(raw)
             future = self.waiting.pop(message.get("id", -1), None)
@@ -129,6 +134,29 @@ async def _page_socket(port: int) -> str:
     raise RuntimeError("Chromium's DevTools endpoint did not come up")
 
 
+async def _run_query(tools: DevTools, base: str, token: str) -> tuple[str, str]:
+    """Load GraphiQL with the token header, type the query, run it: (editor text, result)."""
+    headers = json.dumps({"Authorization": f"Bearer {token}"})
+    await tools.send("Page.navigate", url=f"{base}/graphql?headers={quote(headers)}")
+    await tools.until("!!document.querySelector('.graphiql-execute-button') && "
+                      "!!document.querySelector('.graphiql-query-editor .CodeMirror')",
+                      what="GraphiQL to render")
+    # Type the query into the emptied editor, as a person would, then press run.
+    await tools.evaluate("(() => { const cm = document.querySelector("
+                         "'.graphiql-query-editor .CodeMirror').CodeMirror; "
+                         "cm.focus(); cm.execCommand('selectAll'); "
+                         "cm.replaceSelection(''); return true; })()")
+    await tools.send("Input.insertText", text=QUERY)
+    typed: str = await tools.evaluate("document.querySelector('.graphiql-query-editor "
+                                      ".CodeMirror').CodeMirror.getValue()")
+    await tools.evaluate("document.querySelector('.graphiql-execute-button').click(), true")
+    shown: str = await tools.until(
+        "(() => { const r = document.querySelector('.graphiql-response .CodeMirror'); "
+        "const v = r && r.CodeMirror.getValue(); "
+        "return v && v.includes('viewer') ? v : null; })()", what="the result to appear")
+    return typed, shown
+
+
 async def check(base: str, token: str, viewer_id: str, *, binary: str) -> dict[str, Any]:
     port = benchlib.free_port()
     with tempfile.TemporaryDirectory(prefix="graphiql-check-") as profile:
@@ -138,27 +166,12 @@ async def check(base: str, token: str, viewer_id: str, *, binary: str) -> dict[s
                 tools = DevTools(socket)
                 for domain in ("Page", "Network", "Runtime"):
                     await tools.send(f"{domain}.enable")
-                headers = json.dumps({"Authorization": f"Bearer {token}"})
-                await tools.send("Page.navigate",
-                                 url=f"{base}/graphql?headers={quote(headers)}")
-                await tools.until("!!document.querySelector('.graphiql-execute-button') && "
-                                  "!!document.querySelector('.graphiql-query-editor "
-                                  ".CodeMirror')", what="GraphiQL to render")
-                # Type the query into the editor, as a person would, then run it.
-                await tools.evaluate("(() => { const cm = document.querySelector("
-                                     "'.graphiql-query-editor .CodeMirror').CodeMirror; "
-                                     "cm.focus(); cm.execCommand('selectAll'); "
-                                     "cm.replaceSelection(''); return true; })()")
-                await tools.send("Input.insertText", text=QUERY)
-                typed = await tools.evaluate("document.querySelector('.graphiql-query-editor "
-                                             ".CodeMirror').CodeMirror.getValue()")
-                await tools.evaluate("document.querySelector('.graphiql-execute-button')"
-                                     ".click(), true")
-                shown = await tools.until(
-                    "(() => { const r = document.querySelector('.graphiql-response "
-                    ".CodeMirror'); const v = r && r.CodeMirror.getValue(); "
-                    "return v && v.includes('viewer') ? v : null; })()",
-                    what="the result to appear")
+                problems: list[str] = []
+                typed, shown = "", "{}"
+                try:
+                    typed, shown = await _run_query(tools, base, token)
+                except AssertionError as error:
+                    problems.append(str(error))
                 shot = await tools.send("Page.captureScreenshot", format="png")
                 requested = [e["params"]["request"]["url"] for e in tools.events
                              if e["method"] == "Network.requestWillBeSent"]
@@ -170,7 +183,6 @@ async def check(base: str, token: str, viewer_id: str, *, binary: str) -> dict[s
             browser.wait(timeout=15)
     elsewhere = [u for u in requested if not u.startswith((base, "data:"))]
     result = json.loads(shown)
-    problems = []
     if typed.strip() != QUERY:
         problems.append(f"the editor holds {typed!r}, not the typed query")
     if elsewhere:
