@@ -140,7 +140,7 @@ def _compile_raw(source: str, html: bool, escape: Escape | None) -> Template | T
     # pybars registers every compiled template as a module in sys.modules forever; user
     # templates (renderTemplate) would leak one per distinct text. The function keeps its
     # globals alive, so the registry entry is not needed. (pybars' code builder is shared
-    # class state: compile on one thread only, never in a thread pool.)
+    # class state: compilations hold _compile_lock, whichever thread they run on.)
     sys.modules.pop(getattr(template, "__module__", ""), None)
     # Each compilation gets its own module namespace: the generated code looks `prepare` and
     # `strlist` up there, so this variant (and only it) escapes for its channel, prints
