@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -35,6 +36,7 @@ from domain.shared.migrate import head_revision
 from domain.shared.settings import Settings
 from schema import edge
 from schema.context import Context
+from schema.fast import FastQueries, Prepared
 from schema.schema import build_schema
 
 log = logging.getLogger("stepwise.http")
@@ -116,8 +118,12 @@ class StepwiseGraphQL(GraphQL[Context, None]):
     graphql_ws_handler_class = LegacyGraphQLWS
 
     def __init__(self, settings: Settings, **options: Any) -> None:
+        prepared = None if settings.reference_execution else Prepared()
         schema = build_schema(max_depth=settings.max_query_depth,
-                              max_aliases=settings.max_aliases, max_tokens=settings.max_tokens)
+                              max_aliases=settings.max_aliases, max_tokens=settings.max_tokens,
+                              prepared=prepared, reference=settings.reference_execution)
+        # Queries Strawberry has validated once run on the fast path after (schema.fast).
+        self.fast = None if prepared is None else FastQueries(schema, prepared, settings)
         super().__init__(
             schema,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
@@ -170,25 +176,32 @@ class TokenGate:
     def __init__(self, app: StepwiseGraphQL, *, secret: str) -> None:
         self.app = app
         self.secret = secret
+        self.fast = app.fast
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         is_ide = request.method == "GET" and "query" not in request.query_params
+        principal = None
         if not is_ide:
             try:
-                scope["stepwise.principal"] = tokens.from_header(
-                    request.headers.get("authorization"), secret=self.secret
-                )
+                principal = tokens.from_header(request.headers.get("authorization"),
+                                               secret=self.secret)
             except tokens.InvalidToken:
                 await _unauthorized("a valid bearer token is required")(scope, receive, send)
                 return
+            scope["stepwise.principal"] = principal
         if request.method == "POST" and "json" in request.headers.get("content-type", "json"):
             raw = await request.body()
-            problem = edge.body_problem(raw)
+            problem, body = edge.parse_body(raw)
             if problem is not None:
-                body = {"errors": [{"message": problem, "extensions": {"code": "BAD_REQUEST"}}]}
-                await JSONResponse(body, status_code=400)(scope, receive, send)
+                error = {"errors": [{"message": problem, "extensions": {"code": "BAD_REQUEST"}}]}
+                await JSONResponse(error, status_code=400)(scope, receive, send)
                 return
+            if self.fast is not None and body is not None and principal is not None:
+                response = await self.fast.respond(body, request, principal)
+                if response is not None:
+                    await response(scope, receive, send)
+                    return
             receive = _replay(raw)
         await self.app(scope, receive, send)
 
@@ -240,6 +253,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # One LISTEN connection per process, outside the pool (domain.live.broker).
         app.state.broker = Broker(resolved.listener_dsn)
         await app.state.broker.start()
+        # What start-up made (schema, modules, caches) lives as long as the process: out of
+        # the collector's sight, and a first generation large enough that a request's
+        # short-lived objects die young without a collection per request.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(20_000, 20, 20)
         try:
             yield
         finally:
@@ -257,7 +276,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             expose_headers=["X-Request-Id"],
             max_age=600,
         ))
-    return Starlette(
+    application = Starlette(
         routes=[
             Route("/graphql", TokenGate(graphql, secret=resolved.jwt_secret),
                   methods=["GET", "POST"]),
@@ -269,3 +288,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
         middleware=middleware,
         lifespan=lifespan,
     )
+    application.state.fast = graphql.fast
+    return application

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any
 
+import orjson
 from graphql import (
     DocumentNode,
     GraphQLError,
@@ -14,6 +16,8 @@ from graphql import (
     parse,
     visit,
 )
+
+from domain.shared.jsontext import exact_with_orjson
 
 MAX_JSON_DEPTH = 64
 
@@ -69,8 +73,36 @@ def _string_literals(document: DocumentNode) -> list[StringValueNode]:
     return found
 
 
+def parse_body(raw: bytes) -> tuple[str | None, dict[str, Any] | None]:
+    """The POST body as a GraphQL request, or why it cannot be one (parsed once: orjson,
+    with the standard library's parser only to explain a body orjson refused)."""
+    if not exact_with_orjson(raw):  # integers orjson would round: the standard library
+        return _standard(raw)
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return _refused(raw), None
+    if not isinstance(body, dict):
+        return "the request body must be a JSON object with a query", None
+    return request_problem(body), body
+
+
 def body_problem(raw: bytes) -> str | None:
     """Why this POST body cannot be a GraphQL request, or None when it may be one."""
+    return parse_body(raw)[0]
+
+
+def _standard(raw: bytes) -> tuple[str | None, dict[str, Any] | None]:
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, RecursionError, ValueError):
+        return _refused(raw), None
+    if not isinstance(body, dict):
+        return "the request body must be a JSON object with a query", None
+    return request_problem(body), body
+
+
+def _refused(raw: bytes) -> str:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -83,6 +115,13 @@ def body_problem(raw: bytes) -> str | None:
         return "the request body is not JSON"
     if not isinstance(body, dict):
         return "the request body must be a JSON object with a query"
+    if _too_deep(body):  # orjson stops at 1024 levels
+        return f"the request body is nested deeper than {MAX_JSON_DEPTH} levels"
+    return request_problem(body) or "the request body is not JSON"  # lone surrogates
+
+
+def request_problem(body: dict[str, Any]) -> str | None:
+    """Why a decoded body cannot be a GraphQL request, or None when it may be one."""
     if _too_deep(body):
         return f"the request body is nested deeper than {MAX_JSON_DEPTH} levels"
     query, name = body.get("query"), body.get("operationName")
@@ -96,6 +135,12 @@ def body_problem(raw: bytes) -> str | None:
     bad = bad_string_path(variables) or bad_string_path(query, "query")
     if bad is not None:
         return f"{bad}: NUL characters and lone surrogates are not accepted"
+    return _document_problem(query, name is None)
+
+
+@lru_cache(maxsize=1024)
+def _document_problem(query: str, unnamed: bool) -> str | None:
+    """The checks that need the parsed document, once per distinct document text."""
     try:
         document = parse(query)
     except (GraphQLError, RecursionError):
@@ -103,7 +148,7 @@ def body_problem(raw: bytes) -> str | None:
     literals = [node.value for node in _string_literals(document)]
     if bad_string_path(literals, "query") is not None:
         return "a string literal: NUL characters and lone surrogates are not accepted"
-    if name is None:
+    if unnamed:
         operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
         if len(operations) > 1:
             return "the document has several operations: operationName is required"
