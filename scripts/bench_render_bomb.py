@@ -98,9 +98,12 @@ def _attack(base: str, token: str, customer: str, kind: str, clients: int, secon
                 started = time.perf_counter()
                 response = await http.post(f"{base}/graphql", json=body, headers=headers)
                 latencies.append((time.perf_counter() - started) * 1000)
-                data = response.json().get("data") or {}
-                errors = (data.get("renderTemplate") or {}).get("errors") or [{"code": "HTTP"}]
-                codes[errors[0]["code"] if errors else "OK"] += 1
+                result = (response.json().get("data") or {}).get("renderTemplate")
+                if result is None:
+                    codes[f"HTTP {response.status_code} / no result"] += 1
+                else:
+                    codes[result["errors"][0]["code"] if result["errors"]
+                          else f"rendered {len(result['output'] or '') // 1000} kB"] += 1
                 n += clients
 
         async with httpx.AsyncClient(timeout=60) as http:
