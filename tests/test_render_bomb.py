@@ -14,14 +14,16 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from domain.templating import limits
+from domain.templating import engine, limits
 from tests.factories_runs import make_customer, make_team, run, start
-from tests.factories_workflows import config, make_workflow, seed_core
+from tests.factories_workflows import config, make_workflow, op, seed_core
 from tests.workerlib import run_in_status
 
 pytestmark = pytest.mark.asyncio
 
 BOMB = "{{#each @root}}" * 6 + "x" + "{{/each}}" * 6
+# Needs no context at all: validation's trial render (an empty context) iterates it 26^5 times.
+LITERAL_BOMB = '{{#each "abcdefghijklmnopqrstuvwxyz"}}' * 5 + "x" + "{{/each}}" * 5
 # Few steps, much text: 8^3 copies of the whole context as JSON.
 WIDE = "{{#each @root}}" * 3 + "{{@root}}" + "{{/each}}" * 3
 
@@ -204,3 +206,34 @@ class TestRunEngineBounds:
         failed = [e for e in detail["events"] if e["type"] == "run_failed"]
         assert failed
         assert failed[0]["payload"].get("code") == "RENDER_LIMIT"
+
+
+class TestValidationBounds:
+    async def test_a_bomb_without_context_is_refused_by_validation(self, gql,
+                                                                   settings) -> None:
+        team = await make_team(gql, settings)
+        data = await op(gql, "ValidateConfig", {"config": _with_notifications(
+            "literal-bomb", _note("bomb", LITERAL_BOMB))}, token=team.tenant.token)
+        checked = data["validateWorkflowConfig"]
+        assert checked["valid"] is False
+        assert [(e["code"], e["path"]) for e in checked["errors"]] == [
+            ("RENDER_LIMIT", "$.steps[0].notifications[0].message")]
+
+
+class TestDeadline:
+    async def test_a_render_past_its_deadline_is_refused(self) -> None:
+        """The wall clock is a safety net beside the step budget (a controllable clock)."""
+        now = [0.0]
+
+        def clock() -> float:
+            now[0] += 0.01  # every look at the clock: 10 ms later
+            return now[0]
+
+        context = {"items": list(range(2_000))}
+        with limits.metered(limits.Budget(clock=clock, seconds=0.05)), \
+                pytest.raises(engine.TemplateError) as refused:
+            engine.render("{{#each items}}{{this}},{{/each}}", context)
+        assert refused.value.code == "RENDER_LIMIT"
+        assert "longer than" in refused.value.message
+        # The same render with time to spare: 2,000 iterations are well within the budget.
+        assert engine.render("{{#each items}}{{this}},{{/each}}", context).count(",") == 2_000
