@@ -1,4 +1,5 @@
-"""The Starlette application: /graphql (HTTP + WebSocket), /healthz, /readyz."""
+"""The Starlette application: /graphql (HTTP + WebSocket), /graphiql/ (the IDE's assets),
+/healthz, /readyz."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import aclosing, asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -16,8 +18,9 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -39,6 +42,11 @@ from schema.fast import FastQueries, Prepared
 from schema.schema import build_schema
 
 log = logging.getLogger("stepwise.http")
+
+# GraphiQL without a CDN: Strawberry's page pointed at the same files, vendored from the
+# npm registry (scripts/vendor_graphiql.py, schema/static/graphiql/SOURCES.md).
+GRAPHIQL_PAGE = (Path(__file__).parent / "graphiql.html").read_text()
+GRAPHIQL_ASSETS = Path(__file__).parent / "static" / "graphiql"
 
 
 def _unauthorized(reason: str) -> JSONResponse:
@@ -136,6 +144,9 @@ class StepwiseGraphQL(GraphQL[Context, None]):
             return orjson.dumps(data).decode()
         except TypeError:
             return json.dumps(data, separators=(",", ":"))
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return HTMLResponse(GRAPHIQL_PAGE)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
@@ -280,6 +291,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/graphql", TokenGate(graphql, secret=resolved.jwt_secret),
                   methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
+            Mount("/graphiql", StaticFiles(directory=GRAPHIQL_ASSETS), name="graphiql"),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
         ],

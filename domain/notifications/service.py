@@ -22,7 +22,7 @@ from domain.jobs import service as jobs
 from domain.jobs.models import DELIVER, Job
 from domain.notifications import repository
 from domain.notifications.models import PRIORITIES, Channel, Notification
-from domain.templating.notifications import render_notification
+from domain.templating.notifications import render_notification_off_loop
 
 # in_app needs no configuration: the inbox is part of Stepwise.
 IMPLICIT = frozenset({"in_app"})
@@ -73,8 +73,8 @@ class Firing:
             if (action is None and triggered_by) or (action is not None
                                                       and triggered_by != action):
                 continue
-            rendered = render_notification(config, context, step_id=step_id,
-                                           path=f"$.notifications[{index}]")
+            rendered = await render_notification_off_loop(config, context, step_id=step_id,
+                                                          path=f"$.notifications[{index}]")
             if not rendered.condition_met and not rendered.problems:
                 continue
             kind = rendered.type or "in_app"

@@ -31,7 +31,7 @@ from domain.shared import clock
 from domain.shared.db import Database, owner_transaction
 from domain.shared.errors import ValidationFailed
 from domain.shared.settings import Settings
-from domain.templating.engine import TemplateError, condition_holds
+from domain.templating.engine import TemplateError, condition_holds, off_loop
 from domain.tenants import repository as tenants_repository
 
 EARLY_WITHIN_DAYS = 30
@@ -147,7 +147,7 @@ async def _early(session: AsyncSession, tenant_id: UUID, workflow: Mapping[str, 
             if days is None or days > high + within:
                 continue
             try:
-                holds = condition_holds(str(rule.get("condition", "")), context)
+                holds = await off_loop(condition_holds, str(rule.get("condition", "")), context)
             except TemplateError as error:
                 report.problems.append(f"{workflow['key']}: early trigger {rule.get('id')}: "
                                        f"{error.message}")

@@ -24,7 +24,7 @@ from domain.runs.engine import (
     fail_run,
 )
 from domain.runs.models import RunStatus, RunStep, StepStatus
-from domain.templating.engine import TemplateError, condition_holds, render
+from domain.templating.engine import TemplateError, condition_holds, off_loop, render
 
 if TYPE_CHECKING:
     from domain.shared.db import Database
@@ -82,7 +82,8 @@ class ConditionalRouting(StepType):
         taken = "default"
         for index, route in enumerate(routing.get("routes") or []):
             try:
-                holds = condition_holds(str(route.get("condition", "")), context)
+                holds = await off_loop(condition_holds, str(route.get("condition", "")),
+                                       context)
             except TemplateError as error:
                 fail_run(work, f"route {index}: {error.message}", code=error.code,
                          record=record)
@@ -113,7 +114,8 @@ class Task(StepType):
 class Approval(StepType):
     async def enter(self, work: Work, step: Mapping[str, Any], record: RunStep) -> Next:
         try:
-            approver = render(str(step.get("approver", "")), await work.context()).strip()
+            approver = (await off_loop(render, str(step.get("approver", "")),
+                                       await work.context())).strip()
         except TemplateError as error:
             fail_run(work, f"approver: {error.message}", code=error.code, record=record)
             return WAIT
@@ -144,8 +146,8 @@ class Llm(IOStepType):
                       ) -> dict[str, Any]:
         execution: Mapping[str, Any] = step["execution"] if isinstance(
             step.get("execution"), Mapping) else {}
-        prompt = render(str(execution.get("llmPrompt") or step.get("name", "")),
-                        await work.context())
+        prompt = await off_loop(render, str(execution.get("llmPrompt") or step.get("name", "")),
+                                await work.context())
         return {"system": system_prompt(work.config, await work.customer_context()),
                 "prompt": prompt, "max_tokens": self.max_tokens}
 
@@ -189,7 +191,8 @@ class Query(IOStepType):
 
         execution: Mapping[str, Any] = step["execution"] if isinstance(
             step.get("execution"), Mapping) else {}
-        prompt = render(str(execution.get("llmPrompt") or ""), await work.context())
+        prompt = await off_loop(render, str(execution.get("llmPrompt") or ""),
+                                await work.context())
         return {"system": queries.system_prompt(), "prompt": prompt,
                 "max_tokens": queries.MAX_TOKENS}
 

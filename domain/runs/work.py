@@ -21,6 +21,7 @@ from domain.runs.models import RunStatus, StepStatus
 from domain.runs.steps import STEP_TYPES, IOStepType
 from domain.shared.db import Database
 from domain.shared.errors import DomainError
+from domain.templating.engine import TemplateError
 from domain.usage import service as usage
 from domain.usage.errors import BudgetExceeded
 
@@ -79,7 +80,7 @@ async def execute_step(db: Database, tenant_id: UUID, run_id: UUID, step_id: str
         record = work.steps[step_id]
         try:
             request = await handler.prepare(work, step, record)
-        except DomainError as error:
+        except (DomainError, TemplateError) as error:  # e.g. a prompt over the render limits
             engine.fail_run(work, error.message, code=error.code, record=record)
             await engine.save(work)
             return "failed"

@@ -9,13 +9,16 @@ compiled once per process and escaping mode, whoever renders it.
 
 from __future__ import annotations
 
+import json
 import re
 import sys
+import threading
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
 import pybars
+from pybars._compiler import Scope
 
 from domain.shared.errors import Problem
 from domain.templating.analysis import (
@@ -27,9 +30,18 @@ from domain.templating.analysis import (
     uses_partials,
 )
 from domain.templating.helpers import HELPERS, truthy
+from domain.templating.limits import (
+    BUILTIN_HELPERS,
+    BoundedOutput,
+    Budget,
+    RenderLimitExceeded,
+    metered,
+)
+from domain.templating.offload import off_loop
 
-__all__ = ["CONTEXT_ROOTS", "MAX_AD_HOC_LENGTH", "MAX_LENGTH", "TemplateError", "compile_checked",
-           "condition_holds", "problems", "referenced_roots", "render", "tag_size"]
+__all__ = ["CONTEXT_ROOTS", "MAX_AD_HOC_LENGTH", "MAX_LENGTH", "Budget", "TemplateError",
+           "compile_checked", "condition_holds", "metered", "off_loop", "problems",
+           "referenced_roots", "render", "tag_size"]
 
 # pybars compiles at roughly 60 ms per 1,000 characters: the cap bounds what one new
 # template can cost (renderTemplate applies tighter ones to ad-hoc templates).
@@ -59,8 +71,12 @@ _ESCAPED = re.compile(
 # pybars has no float literals; its error points at one, so say what to do about it.
 _FLOAT_LITERAL = re.compile(r"near -?\d+\.\d+")
 _compiler = pybars.Compiler()
+# pybars' code builder is shared class state: one compilation at a time, whichever thread.
+_compile_lock = threading.Lock()
 Template = Callable[..., str]
 Escape = Callable[[str], str]
+# Every render runs with pybars' built-in helpers replaced by metered ones (limits.py).
+_HELPERS: dict[str, Callable[..., Any]] = {**BUILTIN_HELPERS, **HELPERS}
 
 
 class TemplateError(Exception):
@@ -72,26 +88,47 @@ class TemplateError(Exception):
         self.message = message
 
 
-def _preparer(escape: Escape) -> Callable[[Any, bool], Any]:
+def _json_default(value: Any) -> Any:
+    return value.context if isinstance(value, Scope) else str(value)
+
+
+def as_text(value: Any) -> str:
+    """How a value prints: JSON for objects and lists (true, false, null inside), true/false
+    for a boolean, as is otherwise. Python reprs (`None`, `{'a': 1}`) never reach output."""
+    if isinstance(value, Scope):  # {{@_parent}} and the like
+        value = value.context
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Mapping | list | tuple):
+        return json.dumps(value, ensure_ascii=False, default=_json_default)
+    return str(value)
+
+
+def _preparer(escape: Escape | None) -> Callable[[Any, bool], Any]:
     """pybars' `prepare` (how a value joins the output) with `escape` for `{{value}}`."""
 
     def prepare(value: Any, should_escape: bool) -> Any:
         if value is None:
             return ""
-        if type(value) is pybars.strlist:  # a block's output: already prepared
+        if isinstance(value, pybars.strlist):  # a block's output: already prepared
             return value
-        if type(value) is not str:
-            value = ("true" if value else "false") if type(value) is bool else str(value)
-        return escape(value) if should_escape else value
+        text = as_text(value)
+        return escape(text) if should_escape and escape is not None else text
 
     return prepare
+
+
+_PREPARE_HTML = _preparer(pybars._compiler.escape)
 
 
 def _compile_raw(source: str, html: bool, escape: Escape | None) -> Template | TemplateError:
     """`html`: `{{value}}` is escaped (by `escape` if given, else as HTML); else raw."""
     text = source if html else _ESCAPED.sub(r"{{\1{\2}\3}}", source)
     try:
-        template: Template = _compiler.compile(text)
+        with _compile_lock:
+            template: Template = _compiler.compile(text)
     except pybars.PybarsError as exc:
         detail = str(exc).replace(_SENTINEL, "")
         if _FLOAT_LITERAL.search(detail):
@@ -102,12 +139,15 @@ def _compile_raw(source: str, html: bool, escape: Escape | None) -> Template | T
     # pybars registers every compiled template as a module in sys.modules forever; user
     # templates (renderTemplate) would leak one per distinct text. The function keeps its
     # globals alive, so the registry entry is not needed. (pybars' code builder is shared
-    # class state: compile on one thread only, never in a thread pool.)
+    # class state: compilations hold _compile_lock, whichever thread they run on.)
     sys.modules.pop(getattr(template, "__module__", ""), None)
-    if html and escape is not None:
-        # Each compilation gets its own module namespace: the generated code looks
-        # `prepare` up there, so this variant (and only it) escapes for its channel.
-        template.__globals__["prepare"] = _preparer(escape)  # type: ignore[attr-defined]
+    # Each compilation gets its own module namespace: the generated code looks `prepare` and
+    # `strlist` up there, so this variant (and only it) escapes for its channel, prints
+    # values JSON-ish and meters its output (limits.py).
+    namespace = template.__globals__  # type: ignore[attr-defined]
+    namespace["prepare"] = (_preparer(escape) if escape is not None else _PREPARE_HTML) \
+        if html else _preparer(None)
+    namespace["strlist"] = BoundedOutput
     return template
 
 
@@ -148,7 +188,10 @@ def _verify_raw(source: str, compile_: Compile, *, max_length: int, max_tags: in
     if isinstance(probe, TemplateError):
         return probe
     try:
-        output = probe({}, helpers=HELPERS)
+        with metered():
+            output = probe({}, helpers=_HELPERS)
+    except RenderLimitExceeded as exc:
+        return TemplateError(exc.code, f"template fails to render: {exc.message}")
     except pybars.PybarsError as exc:
         return TemplateError("TEMPLATE_RENDER", f"template fails to render: {exc}")
     except Exception:  # a built-in block without its argument, e.g. {{#if}}
@@ -219,10 +262,14 @@ def compile_checked(source: str, *, html: bool = False, ad_hoc: bool = False,
 def render(source: str, context: Mapping[str, Any], *, html: bool = False,
            ad_hoc: bool = False, escape: Escape | None = None) -> str:
     """Render `source` against `context`; values HTML-escaped when `html`, escaped with
-    `escape` when given, raw otherwise."""
+    `escape` when given, raw otherwise. Bounded by the enclosing `metered` budget (or one
+    of its own): over it, a TemplateError RENDER_TOO_LARGE or RENDER_LIMIT, no output."""
     template = compile_checked(source, html=html, ad_hoc=ad_hoc, escape=escape)
     try:
-        return str(template(dict(context), helpers=HELPERS))
+        with metered():
+            return str(template(dict(context), helpers=_HELPERS))
+    except RenderLimitExceeded as exc:
+        raise TemplateError(exc.code, exc.message) from None
     except TemplateError:
         raise
     except pybars.PybarsError as exc:

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from domain.templating import limits
+
 # Beyond this decimal exponent a "number" is a mistake or an attack (int() of 1e999999999).
 _MAX_EXPONENT = 30
 
@@ -51,8 +53,14 @@ def truthy(value: Any) -> bool:
     return bool(value)
 
 
+def _is_container(value: Any) -> bool:
+    return isinstance(value, dict | list | tuple)
+
+
 def _compare(test: Callable[[Any, Any], bool]) -> Callable[..., bool]:
     def helper(this: Any, left: Any = None, right: Any = None, *_: Any, **__: Any) -> bool:
+        if _is_container(left) or _is_container(right):  # objects have no order
+            return False
         a, b = _number(left), _number(right)
         if a is not None and b is not None:
             return bool(test(a, b))
@@ -71,6 +79,8 @@ def _eq(this: Any, left: Any = None, right: Any = None, *_: Any, **__: Any) -> b
         return a == b
     if left is None or right is None:
         return left is None and right is None
+    if _is_container(left) or _is_container(right):  # never printed just to compare
+        return bool(left == right)
     return _text(left) == _text(right)
 
 
@@ -105,6 +115,7 @@ def _blockable(helper: Callable[..., Any]) -> Callable[..., Any]:
     pybars hands the block's options in as the first value and the block renders nothing."""
 
     def call(this: Any, *args: Any, **hash_args: Any) -> Any:
+        limits.current().step()
         if args and _is_block_options(args[0]):
             options = args[0]
             branch = options["fn"] if truthy(helper(this, *args[1:], **hash_args)) \

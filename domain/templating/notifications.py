@@ -19,7 +19,8 @@ from datetime import datetime
 from typing import Any
 
 from domain.shared.errors import Problem
-from domain.templating.engine import Escape, TemplateError, condition_holds, render
+from domain.templating.engine import Escape, TemplateError, condition_holds, off_loop, render
+from domain.templating.limits import MAX_STEPS, Budget, metered
 
 HTML_CHANNELS = frozenset({"email"})
 SLACK_CHANNELS = frozenset({"slack"})
@@ -140,7 +141,26 @@ def render_notification(notification: Mapping[str, Any], context: Mapping[str, A
     )
 
 
+# All of a preview's templates share one budget: a config holds up to a few hundred.
+PREVIEW_STEPS = 4 * MAX_STEPS
+
+
 def preview(config: Mapping[str, Any], context: Mapping[str, Any]) -> list[RenderedNotification]:
-    """Every notification of a workflow config rendered for the context; nothing is sent."""
-    return [render_notification(n, context, step_id=step_id, path=path)
-            for step_id, path, n in notifications_of(config)]
+    """Every notification of a workflow config rendered for the context; nothing is sent.
+    Blocking and bounded as a whole: run it with `off_loop`."""
+    with metered(Budget(max_steps=PREVIEW_STEPS)):
+        return [render_notification(n, context, step_id=step_id, path=path)
+                for step_id, path, n in notifications_of(config)]
+
+
+async def render_notification_off_loop(notification: Mapping[str, Any],
+                                       context: Mapping[str, Any], *,
+                                       step_id: str | None = None, path: str = "$"
+                                       ) -> RenderedNotification:
+    """`render_notification` in a render thread, its templates sharing one budget."""
+
+    def bounded() -> RenderedNotification:
+        with metered(Budget()):
+            return render_notification(notification, context, step_id=step_id, path=path)
+
+    return await off_loop(bounded)

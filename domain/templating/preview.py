@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -14,7 +14,13 @@ from domain.context import builder
 from domain.context.dates import schedule_moment
 from domain.customers.errors import CustomerNotFound
 from domain.shared.errors import NotFound, Problem
-from domain.templating.engine import MAX_AD_HOC_LENGTH, TemplateError, problems, render
+from domain.templating.engine import (
+    MAX_AD_HOC_LENGTH,
+    TemplateError,
+    off_loop,
+    problems,
+    render,
+)
 from domain.templating.notifications import RenderedNotification, preview
 from domain.workflows import service as workflows
 
@@ -40,17 +46,21 @@ def run_context(context: Mapping[str, Any], config: Mapping[str, Any] | None = N
 
 
 async def render_for_customer(session: AsyncSession, template: str, customer_id: UUID | str, *,
-                              html: bool = False, now: datetime | None = None) -> Rendered:
+                              html: bool = False, now: datetime | None = None,
+                              lane: Hashable | None = None) -> Rendered:
     """The template rendered against the customer's context, or the problems why not.
 
+    `lane` (the tenant): its renders queue behind each other, not ahead of other tenants'.
     The template is checked (and compiled, in the mode it renders in) before any query: a
     broken or oversized one costs no database work. Its problems do not depend on the
-    customer, so they reveal nothing about other tenants' ids."""
+    customer, so they reveal nothing about other tenants' ids. The check and the render run
+    in a render thread, bounded (limits.py), never on the event loop."""
     if len(template) > MAX_AD_HOC_LENGTH:  # before hashing it into a cache key
         return Rendered(None, [Problem(
             "TEMPLATE_TOO_LONG", f"templates are limited to {MAX_AD_HOC_LENGTH} characters here",
             "template")])
-    found = problems(template, path="template", ad_hoc=True, html=html)
+    found = await off_loop(problems, template, path="template", ad_hoc=True, html=html,
+                           lane=lane)
     if found:
         return Rendered(None, found)
     try:
@@ -58,29 +68,31 @@ async def render_for_customer(session: AsyncSession, template: str, customer_id:
     except CustomerNotFound as missing:
         return Rendered(None, missing.problems)
     try:
-        return Rendered(render(template, run_context(context), html=html, ad_hoc=True))
+        return Rendered(await off_loop(render, template, run_context(context), html=html,
+                                       ad_hoc=True, lane=lane))
     except TemplateError as error:
         return Rendered(None, [Problem(error.code, error.message, "template")])
 
 
 async def notifications_for_customer(
     session: AsyncSession, config: Mapping[str, Any], customer_id: UUID | str, *,
-    now: datetime | None = None,
+    now: datetime | None = None, lane: Hashable | None = None,
 ) -> list[RenderedNotification]:
     """Every notification of `config` rendered for the customer; CustomerNotFound if hidden."""
     context = await builder.build(session, customer_id, now=now)
-    return preview(config, run_context(context, config))
+    return await off_loop(preview, config, run_context(context, config), lane=lane)
 
 
 async def notifications_for_key(session: AsyncSession, workflow_key: str,
-                                customer_id: UUID | str, *, now: datetime | None = None
-                                ) -> list[RenderedNotification]:
+                                customer_id: UUID | str, *, now: datetime | None = None,
+                                lane: Hashable | None = None) -> list[RenderedNotification]:
     """The notifications of the workflow the tenant resolves `workflow_key` to (its own
     shadows the core one), rendered for the customer; NotFound for either being hidden."""
     context, renewal, time_zone = await builder.build_with_renewal(session, customer_id, now=now)
     workflow = await workflows.resolve_key(session, workflow_key)
     if workflow is None:
         raise NotFound("no such workflow", path="workflowKey")
-    rendered = preview(workflow.config, run_context(context, workflow.config))
+    rendered = await off_loop(preview, workflow.config, run_context(context, workflow.config),
+                              lane=lane)
     return [replace(item, fires_at=schedule_moment(item.schedule, renewal, time_zone))
             if isinstance(item.schedule, Mapping) else item for item in rendered]
