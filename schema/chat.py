@@ -133,6 +133,16 @@ class KnowledgeDocument:
                    created_at=row["created_at"])
 
 
+@strawberry.type(description="A passage of a knowledge-base document matching a search.")
+class KnowledgeHit:
+    document_id: strawberry.ID
+    chunk_id: strawberry.ID
+    title: str
+    ordinal: int
+    rank: float
+    snippet: str
+
+
 @strawberry.input
 class AddKnowledgeDocumentInput:
     title: str
@@ -160,6 +170,17 @@ class Query:
         found = await query_result(lambda: knowledge.documents(
             info.context.session, info.context.actor, first=first))
         return [KnowledgeDocument.of(row) for row in found]
+
+    @strawberry.field(description="Full-text search of the knowledge base (web-search syntax), "
+                                  "best ranked first: what the rag_search tool sees.")
+    async def knowledge_search(self, info: Info, query: str, first: int = 5
+                               ) -> list[KnowledgeHit]:
+        found = await query_result(lambda: knowledge.search(info.context.session, query,
+                                                            limit=first))
+        return [KnowledgeHit(document_id=strawberry.ID(h["documentId"]),
+                             chunk_id=strawberry.ID(h["chunkId"]), title=h["title"],
+                             ordinal=h["ordinal"], rank=h["rank"], snippet=h["snippet"])
+                for h in found]
 
 
 @strawberry.type
