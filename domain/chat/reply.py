@@ -7,9 +7,13 @@ time and tokens; reaching a bound ends the reply cleanly (a closing sentence, st
 the rest, and `stopped` in the message's metadata). The stored assistant message is exactly
 the concatenation of the streamed deltas.
 
-One answer per user message: the message is stored with `reply_to` under the thread's row
-lock after checking none exists (a unique index backs it), so a retried or doubly-run
-chat_reply job never stores a second reply.
+One answer per user message (the user message's id is the idempotency key): an attempt
+starts by writing a `begin` row to the stream under the thread's row lock, unless another
+attempt wrote to it within the lease (then this one is scheduled for after the lease: a
+doubly-run job neither pays twice nor streams twice, and one whose worker died is taken over
+once the lease runs out); the answer is stored with `reply_to` after checking, under the
+same lock, that none exists (a unique index backs it), so a retried job never stores a
+second reply nor calls the model again.
 """
 
 from __future__ import annotations
@@ -18,8 +22,8 @@ import asyncio
 import logging
 import os
 import time
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -43,6 +47,11 @@ class Bounds:
     seconds: float = 60.0
     tokens: int = 30_000  # input + output over the reply's rounds
     attempts: int = 3  # tries of a round that failed before any of its text went out
+
+    @property
+    def lease(self) -> float:
+        """How long an attempt that stopped writing to its stream is presumed alive."""
+        return self.seconds + 60.0
 
     @classmethod
     def from_env(cls) -> Bounds:
@@ -107,7 +116,7 @@ async def reply(db: Database, tenant_id: UUID, thread_id: UUID, message_id: UUID
 
     limits = bounds or Bounds.from_env()
     async with db.transaction(tenant_id) as tx:
-        thread = await repository.get_thread(tx.session, thread_id)
+        thread = await repository.get_thread(tx.session, thread_id, lock=True)
         if thread is None or thread["status"] != "active":
             return "ended"
         if await repository.reply_exists(tx.session, message_id):
@@ -116,6 +125,14 @@ async def reply(db: Database, tenant_id: UUID, thread_id: UUID, message_id: UUID
         users = [m for m in history if m["role"] == "user"]
         if not users or users[-1]["id"] != message_id:
             return "stale"  # a newer message took over: its own job answers the thread
+        job = Job(CHAT_REPLY, tenant_id, {"thread_id": str(thread_id),
+                                          "message_id": str(message_id)},
+                  queueing_lock=f"chat:{thread_id}:{users[-1]['seq']}")
+        if await repository.live_attempt(tx.session, thread_id, message_id,
+                                         lease_seconds=limits.lease):
+            await jobs.defer(tx.session, replace(job, scheduled_at=datetime.now(UTC)
+                                                 + timedelta(seconds=limits.lease)))
+            return "busy"
         allowed = [t for t in thread.get("tools") or [] if t in tools.BY_NAME]
         system = _system(thread, allowed)
         turns = _turns(history)
@@ -126,11 +143,8 @@ async def reply(db: Database, tenant_id: UUID, thread_id: UUID, message_id: UUID
                                                            ledger.call(chars), now=clock.now())
         except BudgetExceeded:
             # Held back, not dropped: asks again later (an admin may raise the budget).
-            await jobs.defer(tx.session, Job(
-                CHAT_REPLY, tenant_id, {"thread_id": str(thread_id),
-                                        "message_id": str(message_id)},
-                scheduled_at=datetime.now(UTC) + usage.retry_after(),
-                queueing_lock=f"chat:{thread_id}:{users[-1]['seq']}"))
+            await jobs.defer(tx.session, replace(
+                job, scheduled_at=datetime.now(UTC) + usage.retry_after()))
             if not await repository.has_notice(tx.session, thread_id, message_id,
                                                "BUDGET_EXCEEDED"):
                 # Subscribers learn why nothing comes yet (once; not a `done`).
@@ -140,10 +154,13 @@ async def reply(db: Database, tenant_id: UUID, thread_id: UUID, message_id: UUID
             log.info("chat reply held back by the budget: thread %s", thread_id)
             return "budget_exceeded"
         await repository.forget_deltas(tx.session, thread_id, keep_reply_to=message_id)
+        answer_id = uuid4()
+        # The claim (and the subscribers' first sight of the reply's messageId).
+        await repository.insert_delta(tx.session, tenant_id, thread_id=thread_id,
+                                      message_id=answer_id, reply_to=message_id, delta="")
 
     box = tools.ToolBox(db=db, tenant_id=tenant_id, thread=thread, allowed=allowed)
     definitions = tools.definitions(allowed)
-    answer_id = uuid4()
     started = time.monotonic()
     spent = 0
     model = llm.config().model

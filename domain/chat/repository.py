@@ -100,6 +100,17 @@ async def has_notice(session: AsyncSession, thread_id: UUID, reply_to: UUID, cod
         "AND error_code = $3 AND NOT done)", thread_id, reply_to, code))
 
 
+async def live_attempt(session: AsyncSession, thread_id: UUID, reply_to: UUID, *,
+                       lease_seconds: float) -> bool:
+    """Whether another attempt at this reply wrote to its stream within the lease (and has
+    not finished): it is still running, or died so recently that it may be."""
+    return bool(await tx_of(session).fetchval(
+        "SELECT NOT d.done AND d.error_code IS NULL "
+        "AND d.created_at > now() - make_interval(secs => $3) "
+        "FROM chat_deltas d WHERE d.thread_id = $1 AND d.reply_to = $2 "
+        "ORDER BY d.seq DESC LIMIT 1", thread_id, reply_to, lease_seconds))
+
+
 async def forget_deltas(session: AsyncSession, thread_id: UUID, *, keep_reply_to: UUID) -> None:
     """Drop the transport rows of the thread's earlier replies (their messages are stored)."""
     await tx_of(session).execute(
