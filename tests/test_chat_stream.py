@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import uuid
 
+import asyncpg
 import pytest
 import pytest_asyncio
 
 from tests.chatlib import answered, escalated, send, served, stream
 from tests.factories_runs import make_team
 from tests.factories_workflows import seed_core
+from tests.test_isolation import as_tenant
 
 pytestmark = pytest.mark.asyncio
 __all__ = ["served"]
@@ -68,7 +70,7 @@ class TestChatStream:
         assert "".join(s["delta"] for s in resumed) == "Then the sponsor."
 
     async def test_another_tenant_cannot_subscribe_to_the_thread(
-            self, gql, settings, worker, fake_llm, served) -> None:
+            self, gql, settings, worker, fake_llm, served, app_connection_factory) -> None:
         team, other = await make_team(gql, settings), await make_team(gql, settings)
         run_id, customer = await escalated(gql, team)
         question = f"Private question about {customer['name']}"
@@ -87,3 +89,16 @@ class TestChatStream:
             assert "private" not in str(end).lower()
         mine, _ = await stream(served, team.csm_token, thread_id)
         assert "".join(s["delta"] for s in mine) == "A private answer."
+        # the stream's rows, as the app role under the other tenant: invisible, unplantable
+        conn = await app_connection_factory()
+        await as_tenant(conn, other.tenant.id)
+        assert await conn.fetchval("SELECT count(*) FROM chat_deltas") == 0
+        assert await conn.execute("DELETE FROM chat_deltas") == "DELETE 0"
+        await conn.execute("ROLLBACK")
+        await as_tenant(conn, other.tenant.id)
+        with pytest.raises(asyncpg.PostgresError):
+            await conn.execute(
+                "INSERT INTO chat_deltas (tenant_id, thread_id, seq, message_id, reply_to, "
+                "delta) VALUES ($1, $2, 999, $2, $2, 'planted')", team.tenant.id,
+                uuid.UUID(thread_id))
+        await conn.execute("ROLLBACK")
