@@ -34,6 +34,7 @@ MODULES = (
     "schema.live",
     "schema.usage",
     "schema.chat",
+    "schema.generation",
 )
 _loaded = [importlib.import_module(name) for name in MODULES]
 QUERIES: tuple[type, ...] = tuple(m.Query for m in _loaded if hasattr(m, "Query"))

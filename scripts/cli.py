@@ -1,4 +1,4 @@
-"""The operator CLI: `stepwise migrate | seed | tenant create | token | validate | serve`."""
+"""The operator CLI: `stepwise migrate | seed | tenant create | token | validate | serve | kb`."""
 
 from __future__ import annotations
 
@@ -19,6 +19,9 @@ tenant_app = typer.Typer(help="Tenants.", no_args_is_help=True)
 app.add_typer(tenant_app, name="tenant")
 runs_app = typer.Typer(help="Runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
+kb_app = typer.Typer(help="The knowledge base of a tenant (rag branches, rag_search).",
+                     no_args_is_help=True)
+app.add_typer(kb_app, name="kb")
 
 
 def _owner_url() -> str:
@@ -174,6 +177,66 @@ def runs_scan(tenant: list[UUID] = typer.Option(None, "--tenant",
     reports = asyncio.run(scan.scan_everywhere(settings, tenant or None))
     for report in reports:
         typer.echo(json.dumps(report.as_dict()))
+
+
+def _title(path: Path, text: str) -> str:
+    """A Markdown file's first heading, else the file's name."""
+    for line in text.splitlines():
+        if line.startswith("#"):
+            heading = line.lstrip("#").strip()
+            if heading:
+                return heading[:200]
+        elif line.strip():
+            break
+    return path.stem[:200] or path.name
+
+
+async def _kb_add(tenant: UUID, files: list[tuple[Path, str]]) -> list[dict[str, object]]:
+    """Add every file in one tenant transaction (all or nothing), as the app role."""
+    import asyncpg
+
+    from domain.knowledge import service as knowledge
+    from domain.shared.actor import Actor
+    from domain.shared.db import Database
+
+    db = Database(_settings().app_database_url, pool_size=1)
+    added: list[dict[str, object]] = []
+    try:
+        async with db.transaction(tenant) as tx:
+            for path, text in files:
+                try:
+                    row = await knowledge.add_document(tx.session, Actor.system(tenant),
+                                                       title=_title(path, text), content=text,
+                                                       source=path.name)
+                except DomainError as error:
+                    raise DomainError(f"{path}: {error.message}") from error
+                added.append({"file": str(path), "id": str(row["id"]), "title": row["title"],
+                              "chunks": row["chunks"]})
+    except asyncpg.ForeignKeyViolationError:
+        raise DomainError(f"no tenant {tenant}") from None
+    finally:
+        await db.dispose()
+    return added
+
+
+@kb_app.command("add")
+def kb_add(files: list[Path] = typer.Argument(..., help="UTF-8 text or Markdown files."),
+           tenant: UUID = typer.Option(..., "--tenant")) -> None:
+    """Add documents to a tenant's knowledge base (chunked, indexed); one JSON line each."""
+    read: list[tuple[Path, str]] = []
+    for path in files:
+        try:
+            read.append((path, path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError) as error:
+            _fail(f"{path}: cannot read it as UTF-8 text ({type(error).__name__})")
+        if "\x00" in read[-1][1]:
+            _fail(f"{path}: contains NUL characters (not a text file)")
+    try:
+        added = asyncio.run(_kb_add(tenant, read))
+    except DomainError as error:
+        _fail(error.message)
+    for row in added:
+        typer.echo(json.dumps(row))
 
 
 @app.command()

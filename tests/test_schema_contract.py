@@ -22,10 +22,7 @@ SHARED_CONTRACT = PROJECT_ROOT.parent / "shared" / "contract"
 
 # Operations whose capability belongs to an issue not yet built. Strict xfail: when one starts
 # validating, the test fails until it is removed from here.
-PENDING = {
-    # runs.graphql (M10, M11, M8, M13)
-    "ChatStream", "GenerateWorkflow",
-}
+PENDING: set[str] = set()
 # Being built right now: not strict until they land (issues 3 and 4 have landed).
 IN_PROGRESS: set[str] = set()
 

@@ -149,4 +149,9 @@ def build_app(runtime: Runtime, *, max_size: int) -> procrastinate.App:
                          message_id: str) -> str:
         return await chat.reply(db, UUID(tenant_id), UUID(thread_id), UUID(message_id))
 
+    @task(names.CHAT_EXPIRE)
+    async def chat_expire(context: procrastinate.JobContext, tenant_id: str,
+                          thread_id: str) -> str:
+        return await chat.expire_idle(db, UUID(tenant_id), UUID(thread_id))
+
     return app

@@ -3,9 +3,10 @@
 Every `tick_seconds` (by the controllable clock's notion of now): due run timers and due
 scheduled notifications become jobs (one queued job per row: queueing locks, so several
 workers ticking at once queue each once); jobs of a worker that stopped sending heartbeats
-(SIGKILL, a lost machine) are retried; every `scan_seconds` each tenant's renewal scan is
-queued. Discovery goes through SECURITY DEFINER functions that return ids only; the work
-itself runs in tenant transactions as the app role.
+(SIGKILL, a lost machine) are retried; chat threads idle too long are ended; every
+`scan_seconds` each tenant's renewal scan is queued. Discovery goes through SECURITY
+DEFINER functions that return ids only; the work itself runs in tenant transactions as the
+app role.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ import contextlib
 import json
 import logging
 import time
+from datetime import datetime
 from typing import Any
 
 import procrastinate
 
+from domain.chat import service as chat
 from domain.jobs import models as names
 from domain.shared import clock
 from domain.shared.settings import Settings
@@ -50,6 +53,9 @@ class Ticker:
                   "notifications": await self._due("stepwise_due_notifications",
                                                    names.RELEASE, "notification_id",
                                                    "release"),
+                  "idle_chats": await self._due("stepwise_idle_chat_threads",
+                                                names.CHAT_EXPIRE, "thread_id", "chat-idle",
+                                                now=clock.now() - chat.idle_after()),
                   "stalled": await self._stalled()}
         if time.monotonic() - self._last_scan >= self.scan_seconds:
             self._last_scan = time.monotonic()
@@ -64,8 +70,9 @@ class Ticker:
             jobs=json.dumps(jobs))
         return int(row["queued"])
 
-    async def _due(self, function: str, task: str, key: str, lock: str) -> int:
-        now = clock.now()
+    async def _due(self, function: str, task: str, key: str, lock: str, *,
+                   now: datetime | None = None) -> int:
+        now = now or clock.now()
         rows = await self.app.connector.execute_query_all_async(
             f"SELECT tenant_id, id FROM public.{function}(%(now)s, %(limit)s)",  # type: ignore[arg-type]
             now=now, limit=BATCH)

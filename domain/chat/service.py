@@ -1,38 +1,59 @@
-"""Chat threads on a run's step (M8), answered without streaming for now.
+"""Chat threads on a run's step (M8).
 
-`send_message` stores the user's message (opening the thread on first use) and queues the
-reply; `reply` runs in the worker: it reads the thread, calls the model outside any
-transaction (reserved in the token ledger first), and stores the assistant message. The
-live stream (chatStream) comes with the broker.
+`send_message` stores the user's message (opening the thread on first use, with its LLM
+context: system prompt, tools, the step's prompt and earlier outputs) and queues the reply;
+the worker answers it (reply.py), streaming through chat_deltas (stream.py). A thread ends
+when the CSM returns to the workflow (`return_to_workflow`) or when it has been idle for
+`idle_after()` (`expire_idle`, found by the worker's tick).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import timedelta
+from importlib import resources
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.chat import repository
+from domain.chat import repository, tools
 from domain.jobs import service as jobs
 from domain.jobs.models import CHAT_REPLY, Job
-from domain.runs import engine
+from domain.runs import actions, engine
+from domain.runs.models import RunStatus, StepStatus
 from domain.runs.steps import system_prompt
 from domain.shared import clock
 from domain.shared.actor import Actor, Role
 from domain.shared.db import Database
 from domain.shared.errors import DomainError, NotFound
 from domain.shared.ids import parse_id
-from domain.usage import service as usage
-from domain.usage.errors import BudgetExceeded
+from domain.templating.engine import TemplateError, render
 
 log = logging.getLogger("stepwise.chat")
 MAX_TOKENS = 1024
 MAX_CONTENT = 8000
 CHAT_KINDS = ("llm", "rag")
+
+
+_CHAT_SYSTEM = (resources.files("domain.chat") / "prompts" / "chat_system.txt").read_text()
+
+
+async def _context_data(work: engine.Work, step: Mapping[str, Any]) -> dict[str, Any]:
+    """What the thread's model knows of the run: the step's prompt, rendered, and what the
+    earlier steps produced."""
+    execution = step.get("execution") if isinstance(step.get("execution"), Mapping) else {}
+    prompt = str((execution or {}).get("llmPrompt") or "")
+    try:
+        rendered = render(prompt, await work.context()) if prompt else ""
+    except TemplateError:
+        rendered = prompt
+    return {"stepPrompt": rendered,
+            "earlierSteps": dict(work.run.context.get("steps", {}) or {})}
 
 
 @dataclass(frozen=True)
@@ -82,13 +103,19 @@ async def send_message(session: AsyncSession, actor: Actor, *, run_id: str, step
     else:
         branch = _chat_branch(step, branch_id)
         kind = branch.get("type") if branch.get("type") in CHAT_KINDS else "custom"
+        context_data = await _context_data(work, step)
         thread = await repository.insert_thread(
             session, actor.tenant_id, run_id=work.run.id, step_id=step_id,
             branch_id=branch.get("id"), thread_type=str(kind),
             return_to_step=branch.get("returnToStep"),
-            system_prompt=system_prompt(work.config, await work.customer_context()),
-            max_tokens=MAX_TOKENS)
-    seq = await repository.take_seq(session, thread["id"])
+            system_prompt=_CHAT_SYSTEM.format(
+                system_prompt=system_prompt(work.config, await work.customer_context()),
+                step_prompt=context_data["stepPrompt"] or step.get("name", ""),
+                earlier_steps=json.dumps(context_data["earlierSteps"], default=str)[:20000],
+            ).strip(),
+            max_tokens=MAX_TOKENS, tools=tools.FOR_THREAD.get(str(kind), []),
+            context_data=context_data, now=clock.now())
+    seq = await repository.take_seq(session, thread["id"], now=clock.now())
     message = await repository.insert_message(session, actor.tenant_id, thread_id=thread["id"],
                                               seq=seq, role="user", content=text)
     await jobs.defer(session, Job(CHAT_REPLY, actor.tenant_id,
@@ -111,47 +138,93 @@ async def thread(session: AsyncSession, actor: Actor, thread_id: str) -> dict[st
 
 
 async def reply(db: Database, tenant_id: UUID, thread_id: UUID, message_id: UUID) -> str:
-    """The model's answer to the thread's last user message (idempotent per message)."""
-    from domain.shared import llm
+    """The model's answer to the thread's last user message (the worker; see reply.py)."""
+    from domain.chat import reply as replies
 
+    return await replies.reply(db, tenant_id, thread_id, message_id)
+
+
+# Endings
+
+
+@dataclass(frozen=True)
+class Ended:
+    thread: dict[str, Any]
+    run: Any  # domain.runs.models.Run
+
+
+async def return_to_workflow(session: AsyncSession, actor: Actor, thread_id: str) -> Ended:
+    """The CSM is done chatting: the thread completes and the run resumes at the branch's
+    `returnToStep` (staying on the step keeps it waiting for a choice)."""
+    actor.require(Role.EDITOR)
+    found = await repository.get_thread(session, parse_id(thread_id, path="threadId"))
+    if found is None:
+        raise NotFound("no such thread", path="threadId")
+    work = await engine.load(session, actor, found["run_id"], path="threadId")
+    found = await repository.get_thread(session, found["id"], lock=True)
+    assert found is not None
+    if found["status"] != "active":
+        raise DomainError("this thread has ended", path="threadId", code="WRONG_STATE")
+    now = clock.now()
+    await repository.end_thread(session, found["id"], status="completed", reason="returned",
+                                now=now)
+    record = work.steps.get(found["step_id"])
+    target = found.get("return_to_step") or found["step_id"]
+    waiting = (work.run.status == RunStatus.WAITING and work.run.current_step_id
+               == found["step_id"] and record is not None
+               and record.status == StepStatus.WAITING)
+    work.emit("chat_ended", found["step_id"], threadId=str(found["id"]), reason="returned",
+              returnToStep=target if waiting else None)
+    if waiting and record is not None:
+        if target == record.step_id:
+            await actions.resume_at(work, record, target)
+        else:
+            engine.complete_step(work, record, {"threadId": str(found["id"]),
+                                                "returnToStep": target},
+                                 branchId=found.get("branch_id"), threadId=str(found["id"]))
+            await engine.go_to(work, target)
+    await engine.save(work)
+    ended = await repository.get_thread(session, found["id"])
+    assert ended is not None
+    return Ended(thread=ended, run=work.run)
+
+
+def idle_after() -> timedelta:
+    """How long a thread may sit without a message before it is abandoned."""
+    return timedelta(seconds=float(os.environ.get("STEPWISE_CHAT_IDLE_SECONDS", "1800")))
+
+
+async def expire_idle(db: Database, tenant_id: UUID, thread_id: UUID) -> str:
+    """Abandon a thread idle since before now - idle_after() (the worker's tick found it)."""
+    now = clock.now()
     async with db.transaction(tenant_id) as tx:
-        found = await repository.get_thread(tx.session, thread_id)
-        history = await repository.messages(tx.session, thread_id) if found else []
-        if found is None or not history or history[-1]["id"] != message_id:
-            return "stale"  # answered already, or a newer message took over
-        turns = [{"role": m["role"], "content": m["content"]} for m in history]
-        prompt_chars = len(found["system_prompt"]) + sum(len(t["content"]) for t in turns)
-        try:
-            reservation = await usage.reserve(tx.session, tenant_id, usage.Call(
-                purpose="chat", model=llm.config().model, prompt_chars=prompt_chars,
-                max_tokens=int(found["max_tokens"]), run_id=found["run_id"],
-                step_id=found["step_id"]), now=clock.now())
-        except BudgetExceeded:
-            # Held back, not dropped: asks again later (an admin may raise the budget).
-            await jobs.defer(tx.session, Job(
-                CHAT_REPLY, tenant_id, {"thread_id": str(thread_id),
-                                        "message_id": str(message_id)},
-                scheduled_at=datetime.now(UTC) + usage.retry_after(),
-                queueing_lock=f"chat:{thread_id}:{history[-1]['seq']}"))
-            log.info("chat reply held back by the budget: thread %s", thread_id)
-            return "budget_exceeded"
-    try:
-        completion = await llm.complete(system=found["system_prompt"] or None, messages=turns,
-                                        max_tokens=int(found["max_tokens"]))
-    except llm.LLMError:
-        async with db.transaction(tenant_id) as tx:
-            await usage.release(tx.session, tenant_id, reservation, now=clock.now())
-        raise
-    spent = completion.usage
-    async with db.transaction(tenant_id) as tx:
-        await usage.settle(tx.session, tenant_id, reservation, model=completion.model,
-                           usage=spent.__dict__, now=clock.now())
-        await repository.get_thread(tx.session, thread_id, lock=True)
-        seq = await repository.take_seq(tx.session, thread_id)
-        tokens = spent.input_tokens + spent.output_tokens
-        await repository.insert_message(tx.session, tenant_id, thread_id=thread_id, seq=seq,
-                                        role="assistant", content=completion.text,
-                                        tokens_used=tokens,
-                                        metadata={"model": completion.model})
-        await repository.add_tokens(tx.session, thread_id, tokens, completion.model)
-    return "answered"
+        found = await repository.get_thread(tx.session, thread_id, lock=True)
+        if found is None or found["status"] != "active":
+            return "ended"
+        if found["last_activity_at"] > now - idle_after():
+            return "active"  # a message came meanwhile
+        await repository.end_thread(tx.session, thread_id, status="abandoned", reason="idle",
+                                    now=now)
+    return "abandoned"
+
+
+# The stream
+
+
+def stream_topic(tenant_id: UUID, thread_id: UUID) -> str:
+    """The live topic of a thread's stream (as migration 0009 notifies it)."""
+    return f"chat:{tenant_id}:{thread_id}"
+
+
+async def stream_start(session: AsyncSession, thread_id: str) -> tuple[UUID, int] | None:
+    """The thread's id and the seq its current reply's stream starts after (None: not the
+    tenant's or no such thread)."""
+    parsed = parse_id(thread_id, path="threadId")
+    if await repository.get_thread(session, parsed) is None:
+        return None
+    return parsed, await repository.stream_start(session, parsed)
+
+
+async def stream_after(session: AsyncSession, thread_id: UUID, *, after_seq: int, limit: int
+                       ) -> list[dict[str, Any]]:
+    return await repository.deltas(session, thread_id, after_seq=after_seq, limit=limit)

@@ -20,6 +20,7 @@ FIRE_TIMER = "fire_timer"          # a due run timer (a snooze ending), found by
 RELEASE = "release_notification"   # a due scheduled notification, found by the tick
 SCAN = "scan_tenant"               # the periodic renewal scan of one tenant
 CHAT_REPLY = "chat_reply"          # the model's answer to a chat message, outside any tx
+CHAT_EXPIRE = "chat_expire"        # a chat thread idle too long, found by the tick
 QUEUE = "stepwise"
 
 

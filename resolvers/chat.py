@@ -1,0 +1,69 @@
+"""The chat stream resolver: the caller's own short tenant transaction per read."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+from uuid import UUID
+
+from graphql import GraphQLError
+
+from domain.chat import service as chat
+from domain.live.broker import Broker
+from domain.live.stream import follow
+from domain.shared.db import UnknownCaller
+from domain.shared.errors import NotFound
+from schema.context import Info
+
+BATCH = 200
+
+
+def _unauthenticated(reason: str) -> GraphQLError:
+    return GraphQLError(reason, extensions={"code": "UNAUTHENTICATED"})
+
+
+def _not_found() -> GraphQLError:
+    return GraphQLError("no such thread", extensions={"code": "NOT_FOUND", "path": "threadId"})
+
+
+async def chat_stream(info: Info, thread_id: str, after_seq: int | None
+                      ) -> AsyncIterator[dict[str, Any]]:
+    """The reply to the thread's latest user message (from its first delta, or from
+    `after_seq`), live, until its `done`."""
+    context = info.context
+    principal = context.principal
+    if principal is None:
+        raise _unauthenticated("a valid bearer token is required")
+    broker: Broker = context.request.app.state.broker
+    db = context.db
+
+    def check() -> None:
+        if principal.expired():
+            raise _unauthenticated("the token has expired")
+
+    async def read(last: int) -> list[dict[str, Any]]:
+        try:
+            async with db.transaction(principal.tenant_id, user_id=principal.user_id,
+                                      read_only=True) as tx:
+                return await chat.stream_after(tx.session, parsed, after_seq=last, limit=BATCH)
+        except UnknownCaller:
+            raise _unauthenticated("the token's user does not exist") from None
+
+    check()
+    try:
+        async with db.transaction(principal.tenant_id, user_id=principal.user_id,
+                                  read_only=True) as tx:
+            start = await chat.stream_start(tx.session, thread_id)
+    except UnknownCaller:
+        raise _unauthenticated("the token's user does not exist") from None
+    except NotFound:
+        raise _not_found() from None
+    if start is None:
+        raise _not_found()
+    parsed: UUID = start[0]
+    first = start[1] if after_seq is None else max(after_seq, 0)
+    async for item in follow(broker, chat.stream_topic(principal.tenant_id, parsed),
+                             after_seq=first, read=read, seq_of=lambda d: int(d["seq"]),
+                             final=lambda d: bool(d["done"]), check=check, batch=BATCH,
+                             expires_at=principal.expires_at):
+        yield {**item, "thread_id": parsed}
