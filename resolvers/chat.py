@@ -41,7 +41,9 @@ async def chat_stream(info: Info, thread_id: str, after_seq: int | None
         if principal.expired():
             raise _unauthenticated("the token has expired")
 
-    async def read(last: int) -> list[dict[str, Any]]:
+    async def read(last: int, since: float) -> list[dict[str, Any]]:
+        # A read of this subscriber's own (begun now, so after `since`): a thread's stream
+        # has one watcher or a few, nothing worth sharing.
         try:
             async with db.transaction(principal.tenant_id, user_id=principal.user_id,
                                       read_only=True) as tx:
