@@ -48,6 +48,16 @@ async def attempt(info: Info, work: Callable[[], Awaitable[T]]) -> tuple[T | Non
     return result, []
 
 
+async def outside_transaction(work: Callable[[], Awaitable[T]]
+                              ) -> tuple[T | None, list[UserError]]:
+    """`attempt` for work that opens transactions of its own (nothing to undo here)."""
+    try:
+        result = await work()
+    except DomainError as error:
+        return None, to_user_errors(error)
+    return result, []
+
+
 async def query_result(work: Callable[[], Awaitable[T]]) -> T:
     """Run a query's domain work; a DomainError becomes a GraphQL error carrying its code.
 

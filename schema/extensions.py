@@ -7,7 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from graphql import GraphQLError
+from graphql import DocumentNode, FieldNode, GraphQLError, OperationDefinitionNode
 from starlette.responses import Response
 from strawberry.extensions import MaskErrors, SchemaExtension
 from strawberry.types.graphql import OperationType
@@ -29,6 +29,27 @@ def unauthenticated(context: Context, reason: str) -> GraphQLError:
     if isinstance(context.response, Response):
         context.response.status_code = 401
     return GraphQLError(reason, extensions={"code": "UNAUTHENTICATED"})
+
+
+# Root mutation fields that work in short transactions of their own because they call the
+# LLM, which never happens inside an open transaction: an operation made only of them gets
+# its caller re-read and its transaction ended before they run (no pooled connection idles
+# through a model call).
+OWN_TRANSACTIONS = frozenset({"generateWorkflow"})
+
+
+def _only_own_transactions(document: DocumentNode | None, name: str | None) -> bool:
+    if document is None:
+        return False
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)
+                  and (name is None or (d.name is not None and d.name.value == name))]
+    if len(operations) != 1:
+        return False
+    fields = [s for s in operations[0].selection_set.selections]
+    if not all(isinstance(s, FieldNode) for s in fields):
+        return False
+    names = {s.name.value for s in fields if isinstance(s, FieldNode)} - {"__typename"}
+    return bool(names) and names <= OWN_TRANSACTIONS
 
 
 class TenantTransaction(SchemaExtension):
@@ -68,6 +89,10 @@ class TenantTransaction(SchemaExtension):
         if tx.user is not None:  # `viewer` and authors reuse the caller's row
             operation_context.loaders.user.prime(tx.user["id"], from_row(User, tx.user))
         self.execution_context.context = operation_context
+        if operation == OperationType.MUTATION and _only_own_transactions(
+                self.execution_context.graphql_document,
+                getattr(self.execution_context, "_provided_operation_name", None)):
+            await tx.commit()  # the caller is known (tx.actor stays); nothing was written
         try:
             yield
         except BaseException:
@@ -77,6 +102,8 @@ class TenantTransaction(SchemaExtension):
 
     async def _finish(self, tx: Tx, context: Context) -> None:
         result = self.execution_context.result
+        if tx.ended:
+            return
         try:
             if result is not None and result.errors:
                 await tx.rollback()

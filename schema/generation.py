@@ -9,7 +9,7 @@ from strawberry.scalars import JSON
 
 from domain.generation import service as generation
 from schema.context import Info
-from schema.errors import UserError, attempt
+from schema.errors import UserError, outside_transaction
 
 
 @strawberry.type
@@ -28,7 +28,9 @@ class Mutation:
                                       "proposes, the validator checks, up to two repairs. "
                                       "Nothing is saved.")
     async def generate_workflow(self, info: Info, description: str) -> GenerateWorkflowPayload:
-        made, errors = await attempt(info, lambda: generation.generate(
+        # No savepoint: the operation's transaction has ended (OWN_TRANSACTIONS in
+        # schema/extensions.py); the service works in short transactions of its own.
+        made, errors = await outside_transaction(lambda: generation.generate(
             info.context.db, info.context.actor, description))
         if made is None:
             return GenerateWorkflowPayload(config=None, explanation=None, errors=errors)

@@ -4,6 +4,7 @@ at most) and what is still wrong is returned; nothing is saved either way."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -102,3 +103,31 @@ class TestGenerateWorkflow:
         refused = await _generate(gql, tenant.token_for(viewer, Role.VIEWER), "A playbook")
         assert refused["errors"][0]["code"] == "FORBIDDEN"
         assert await fake_llm.calls() == []
+
+    async def test_no_transaction_stays_open_while_the_model_answers(
+            self, gql, settings, fake_llm, app_connection_factory) -> None:
+        tenant = await make_tenant(settings)
+        description = "A slow model's playbook"
+        await fake_llm.script({**_proposal(description, config("slow-one"), "Done."),
+                               "delay": 1.0})
+        watcher = await app_connection_factory()
+        try:
+            pending = asyncio.ensure_future(_generate(gql, tenant.token, description))
+            while not any(description in json.dumps(c) for c in await fake_llm.calls()):
+                await asyncio.sleep(0.02)  # the model has the question
+            # While the fake holds its answer back, no connection of the app role to this
+            # database sits inside a transaction.
+            seen: list[int] = []
+            while not pending.done():
+                seen.append(await watcher.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND usename = current_user AND pid <> pg_backend_pid()"
+                    " AND state LIKE 'idle in transaction%'"))
+                await asyncio.sleep(0.05)
+            payload = await pending
+        finally:
+            await watcher.close()
+        assert payload["errors"] == []
+        assert payload["config"] == config("slow-one")
+        assert len(seen) >= 5  # it was watched through the model's second
+        assert max(seen) == 0

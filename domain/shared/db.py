@@ -141,6 +141,7 @@ class Tx:
         self._savepoints = itertools.count(1)
         self._broken = False
         self._open = False
+        self._released = False
 
     @property
     def session(self) -> TenantSession:
@@ -267,7 +268,14 @@ class Tx:
     async def rollback(self) -> None:
         await self._end("ROLLBACK")
 
+    @property
+    def ended(self) -> bool:
+        """Committed or rolled back: the connection went back to the pool."""
+        return self._released
+
     async def _end(self, statement: str) -> None:
+        if self._released:
+            return  # ended already (an operation that works in transactions of its own)
         try:
             if self._open and not self._broken:
                 # Shielded: a client that disconnects mid-commit must not leave the
@@ -281,6 +289,7 @@ class Tx:
             await self._release()
 
     async def _release(self) -> None:
+        self._released = True
         try:
             if self._session is not None:
                 await self._session.close()
