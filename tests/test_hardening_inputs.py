@@ -1,0 +1,430 @@
+"""Input families that used to end as INTERNAL_SERVER_ERROR, each through GraphQL over HTTP.
+
+Each family is tried with a set of members, not one instance: configs that are deep, long or
+wide (validate and create must give the same verdict), values out of range or too long,
+forged cursors for every connection, unknown keys in a config, and the `core` tag on clones.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from domain.shared.limits import MAX_JSON_DEPTH
+from tests.factories import GraphQLClient, TenantHandle, make_tenant
+from tests.factories import contract_operation as contract
+from tests.factories_workflows import config, make_workflow, seed_core
+
+pytestmark = pytest.mark.asyncio
+
+
+@pytest_asyncio.fixture
+async def tenant(settings) -> TenantHandle:  # type: ignore[no-untyped-def]
+    await seed_core(settings)
+    return await make_tenant(settings)
+
+
+def no_internal(body: dict[str, Any]) -> None:
+    for error in body.get("errors") or []:
+        assert error.get("extensions", {}).get("code") != "INTERNAL_SERVER_ERROR", body
+        assert "Traceback" not in json.dumps(error)
+
+
+async def post(gql: GraphQLClient, query: str, variables: dict[str, Any] | None, *,
+               token: str) -> dict[str, Any]:
+    response = await gql.raw(query, variables, token=token)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    no_internal(body)
+    return body
+
+
+# --- family 1: recursion bounded, validate and create agree ------------------------------
+
+def _nested(depth: int) -> Any:
+    value: Any = "leaf"
+    for level in range(depth):
+        value = {"a": value} if level % 2 else [value]
+    return value
+
+
+def _with_metadata(metadata: Any) -> dict[str, Any]:
+    made = config("probe")
+    made["steps"][0]["notifications"] = [{
+        "type": "in_app", "title": "t", "recipients": ["{{csm.email}}"], "metadata": metadata}]
+    return made
+
+
+def _chain(length: int, *, loop: bool = False) -> dict[str, Any]:
+    steps: list[dict[str, Any]] = []
+    for i in range(length):
+        step: dict[str, Any] = {"id": f"s{i}", "name": "s", "type": "task"}
+        if i + 1 < length:
+            step["routing"] = {"defaultRoute": f"s{i + 1}"}
+        elif loop:
+            step["routing"] = {"defaultRoute": "s0"}
+        steps.append(step)
+    return {"id": "probe", "name": "Chain", "description": "", "version": "1.0.0",
+            "trigger": {}, "context": {}, "steps": steps}
+
+
+def _wide(keys: int) -> dict[str, Any]:
+    return _with_metadata({f"k{i}": i for i in range(keys)})
+
+
+def _branchy(width: int) -> dict[str, Any]:
+    """Every step routes to every later one: many edges, no loop."""
+    made = _chain(width)
+    for i, step in enumerate(made["steps"]):
+        step["routing"] = {"routes": [{"condition": "{{customer.arr}}", "next": f"s{j}"}
+                                      for j in range(i + 1, width)]}
+        if i + 1 < width:
+            step["routing"]["defaultRoute"] = f"s{i + 1}"
+    return made
+
+
+# Metadata sits 5 levels inside the config: (config, steps, [0], notifications, [0]).
+CONFIGS = {
+    "deep-ok": _with_metadata(_nested(MAX_JSON_DEPTH - 6)),
+    "deep-at-limit": _with_metadata(_nested(MAX_JSON_DEPTH - 5)),
+    "deep-over": _with_metadata(_nested(MAX_JSON_DEPTH)),
+    "deep-48": _with_metadata(_nested(48)),
+    "chain-1000": _chain(1000),
+    "chain-1500-loop": _chain(1500, loop=True),
+    "fan-60": _branchy(60),
+    "wide-5000": _wide(5000),
+    "too-large": _with_metadata({"text": "x" * 300_000}),
+    "deep-list-of-steps": {**_chain(3), "steps": _nested(40)},
+}
+
+
+class TestValidateAndCreateAgree:
+    @pytest.mark.parametrize("name", list(CONFIGS))
+    async def test_the_same_verdict_from_validate_create_and_update(
+            self, gql, tenant, name) -> None:
+        candidate = CONFIGS[name]
+        checked = (await post(gql, contract("ValidateConfig"), {"config": candidate},
+                              token=tenant.token))["data"]["validateWorkflowConfig"]
+        key = f"agree-{name}"
+        created = (await post(gql, contract("CreateWorkflow"), {"input": {
+            "key": key, "name": "Agree", "config": candidate}},
+            token=tenant.token))["data"]["createWorkflow"]
+        assert checked["valid"] is (created["errors"] == []), (checked, created["errors"])
+        if not checked["valid"]:
+            assert {(e["code"], e["path"]) for e in checked["errors"]} == \
+                {(e["code"], e["path"]) for e in created["errors"]}
+        base = await make_workflow(gql, tenant, key=f"base-{name}")
+        updated = (await post(gql, contract("UpdateWorkflow"), {"input": {
+            "id": base["id"], "config": candidate}},
+            token=tenant.token))["data"]["updateWorkflow"]
+        assert checked["valid"] is (updated["errors"] == [])
+
+    async def test_depth_is_reported_with_a_code_and_the_path_where_it_goes_too_deep(
+            self, gql, tenant) -> None:
+        checked = (await post(gql, contract("ValidateConfig"), {"config": CONFIGS["deep-over"]},
+                              token=tenant.token))["data"]["validateWorkflowConfig"]
+        [error] = checked["errors"]
+        assert error["code"] == "TOO_DEEP"
+        assert error["path"].startswith("$.steps[0].notifications[0].metadata")
+
+    async def test_a_thousand_step_chain_is_valid_and_a_loop_through_it_is_one_cycle(
+            self, gql, tenant) -> None:
+        long = (await post(gql, contract("ValidateConfig"), {"config": CONFIGS["chain-1000"]},
+                           token=tenant.token))["data"]["validateWorkflowConfig"]
+        assert long == {"valid": True, "errors": []}
+        loop = (await post(gql, contract("ValidateConfig"),
+                           {"config": CONFIGS["chain-1500-loop"]},
+                           token=tenant.token))["data"]["validateWorkflowConfig"]
+        assert [e["code"] for e in loop["errors"]] == ["CYCLE"]
+
+    @pytest.mark.parametrize("number", ["Infinity", "-Infinity", "NaN"])
+    async def test_non_finite_numbers_are_a_problem_not_a_database_error(
+            self, http, tenant, number) -> None:
+        raw = json.dumps({"query": contract("CreateWorkflow"), "variables": {"input": {
+            "key": "nan", "name": "N", "config": _with_metadata({"n": 0})}}})
+        raw = raw.replace('{"n": 0}', f'{{"n": {number}}}')
+        response = await http.post("/graphql", content=raw.encode(), headers={
+            "Authorization": f"Bearer {tenant.token}", "Content-Type": "application/json"})
+        body = response.json()
+        no_internal(body)
+        assert body["data"]["createWorkflow"]["errors"] == [{
+            "code": "OUT_OF_RANGE", "message": "numbers must be finite",
+            "path": "$.steps[0].notifications[0].metadata.n"}]
+
+    async def test_a_deep_document_to_import_is_refused_with_a_path(self, gql, tenant) -> None:
+        document = {"format": "stepwise.workflow", "config": CONFIGS["deep-over"]}
+        body = await post(gql, contract("ImportWorkflow"), {"document": document, "key": "deep"},
+                          token=tenant.token)
+        [error] = body["data"]["importWorkflow"]["errors"]
+        assert error["code"] == "TOO_DEEP"
+
+    async def test_a_deep_literal_in_the_query_text_is_a_clean_error(self, gql, tenant) -> None:
+        literal = "{a: " * 600 + "1" + "}" * 600
+        response = await gql.raw(
+            f"query {{ validateWorkflowConfig(config: {literal}) {{ valid }} }}",
+            token=tenant.token)
+        assert response.status_code in (200, 400)
+        body = response.json()
+        no_internal(body)
+        assert body["errors"]
+
+
+# --- family 2: values out of range, lengths -----------------------------------------------
+
+UPSERT = contract("UpsertCustomer")
+LONG_EMAIL = "a" * 1_000_000 + "@example.test"
+
+
+class TestValuesOutOfRange:
+    @pytest.mark.parametrize("arr", [1e27, 1e308, 1e13, -1e27, 5e-324])
+    async def test_arr_of_any_magnitude_is_checked_before_rounding(
+            self, gql, tenant, arr) -> None:
+        body = await post(gql, UPSERT, {"input": {"externalId": "arr", "name": "A", "arr": arr}},
+                          token=tenant.token)
+        payload = body["data"]["upsertCustomer"]
+        if 0 <= arr <= 999_999_999_999.99:
+            assert payload["errors"] == []
+        else:
+            assert [(e["code"], e["path"]) for e in payload["errors"]] == [
+                ("OUT_OF_RANGE", "input.arr")]
+
+    @pytest.mark.parametrize("zone", ["America", "Europe", "a" * 256, "../../etc/passwd",
+                                      "Etc/", "", "Europe/Berlin\u0000"])
+    async def test_time_zones_that_are_folders_or_too_long_are_unknown(
+            self, gql, tenant, zone) -> None:
+        body = await post(gql, "mutation($z: String) { updateTenantSettings(input: "
+                          "{timeZone: $z}) { errors { code path } } }", {"z": zone},
+                          token=tenant.token) if "\u0000" not in zone else None
+        if body is None:  # NUL is refused at the edge (test_hardening_edge)
+            return
+        assert body["data"]["updateTenantSettings"]["errors"] == [
+            {"code": "INVALID_TIME_ZONE", "path": "input.timeZone"}]
+
+    async def test_a_one_megabyte_email_is_refused_everywhere_an_email_goes(
+            self, gql, tenant) -> None:
+        user = await post(gql, contract("CreateUser"), {"input": {
+            "email": LONG_EMAIL, "name": "Long", "role": "EDITOR"}}, token=tenant.token)
+        assert [(e["code"], e["path"]) for e in user["data"]["createUser"]["errors"]] == [
+            ("INVALID_EMAIL", "input.email")]
+        team = await post(gql, UPSERT, {"input": {"externalId": "t", "name": "T",
+                                                  "accountTeam": {"ae": LONG_EMAIL}}},
+                          token=tenant.token)
+        assert [(e["code"], e["path"]) for e in team["data"]["upsertCustomer"]["errors"]] == [
+            ("INVALID_EMAIL", "input.accountTeam.ae")]
+        contacts = await post(gql, contract("UpdateCompanyContacts"), {"input": {
+            "ceo": LONG_EMAIL, "other": {"cfo": LONG_EMAIL}}}, token=tenant.token)
+        assert {(e["code"], e["path"])
+                for e in contacts["data"]["updateCompanyContacts"]["errors"]} == {
+            ("INVALID_EMAIL", "input.ceo"), ("INVALID_EMAIL", "input.other.cfo")}
+
+    async def test_a_254_character_email_is_still_an_email(self, gql, tenant) -> None:
+        email = "a" * (254 - len("@example.test")) + "@example.test"
+        user = await post(gql, contract("CreateUser"), {"input": {
+            "email": email, "name": "Long", "role": "EDITOR"}}, token=tenant.token)
+        assert user["data"]["createUser"]["errors"] == []
+
+    @pytest.mark.parametrize(("operation", "variables", "path"), [
+        ("CreateUser", {"input": {"email": "n@example.test", "name": "n" * 201,
+                                  "role": "EDITOR"}}, "input.name"),
+        ("UpsertCustomer", {"input": {"externalId": "x" * 201, "name": "C"}},
+         "input.externalId"),
+        ("UpsertCustomer", {"input": {"externalId": "c", "name": "n" * 301}}, "input.name"),
+        ("CreateWorkflow", {"input": {"key": "long", "name": "n" * 201,
+                                      "config": config("long")}}, "input.name"),
+        ("CreateWorkflow", {"input": {"key": "long", "name": "L", "description": "d" * 2001,
+                                      "config": config("long")}}, "input.description"),
+        ("CreateSavedAction", {"input": {"actionId": "long", "name": "n" * 201,
+                                         "type": "snooze"}}, "input.name"),
+    ], ids=["user-name", "external-id", "customer-name", "workflow-name", "description",
+            "saved-action-name"])
+    async def test_long_text_is_too_long_with_its_path(self, gql, tenant, operation, variables,
+                                                       path) -> None:
+        body = await post(gql, contract(operation), variables, token=tenant.token)
+        [payload] = body["data"].values()
+        assert ("TOO_LONG", path) in {(e["code"], e["path"]) for e in payload["errors"]}
+
+    @pytest.mark.parametrize(("tags", "code"), [
+        (["t" * 51], "INVALID_TAG"), ([f"t{i}" for i in range(21)], "TOO_MANY_TAGS"),
+        (["x" * 100_000], "INVALID_TAG")])
+    async def test_tags_are_bounded(self, gql, tenant, tags, code) -> None:
+        body = await post(gql, contract("CreateWorkflow"), {"input": {
+            "key": "tags", "name": "T", "config": config("tags"), "tags": tags}},
+            token=tenant.token)
+        errors = body["data"]["createWorkflow"]["errors"]
+        assert code in {e["code"] for e in errors}
+        assert all(len(e["message"]) < 200 for e in errors)
+
+    async def test_too_many_or_too_long_contact_keys(self, gql, tenant) -> None:
+        many = {f"role{i}": f"r{i}@example.test" for i in range(31)}
+        body = await post(gql, contract("UpdateCompanyContacts"), {"input": {"other": many}},
+                          token=tenant.token)
+        assert [(e["code"], e["path"]) for e in
+                body["data"]["updateCompanyContacts"]["errors"]] == [("TOO_LONG", "input.other")]
+        long_key = await post(gql, contract("UpdateCompanyContacts"), {"input": {
+            "other": {"k" * 100_000: "a@example.test"}}}, token=tenant.token)
+        [error] = long_key["data"]["updateCompanyContacts"]["errors"]
+        assert error["code"] == "INVALID_KEY"
+        assert len(error["path"]) < 100
+
+
+# --- family 3: forged cursors --------------------------------------------------------------
+
+def _cursor(values: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+
+UUID0 = "00000000-0000-0000-0000-000000000000"
+FORGED = {
+    "not-base64": "%%%not base64%%%",
+    "base64-not-json": base64.urlsafe_b64encode(b"\xff\xfe").decode(),
+    "json-object": _cursor({"a": 1}),
+    "json-null": _cursor(None),
+    "nested": _cursor(json.loads("[" * 300 + "]" * 300)),
+    "very-long": "A" * 100_000,
+    "huge-int": _cursor([10**40, UUID0]),
+    "huge-int-alone": _cursor([10**40]),
+    "negative": _cursor([-1]),
+    "bool": _cursor([True]),
+    "float": _cursor([1.5, UUID0]),
+    "nul-text": _cursor(["a\u0000b", UUID0]),
+    "lone-surrogate": base64.urlsafe_b64encode(b'["\\ud800", "' + UUID0.encode() + b'"]'
+                                               ).decode(),
+    "bad-uuid": _cursor(["x", "not-a-uuid"]),
+    "year-1-east": _cursor(["0001-01-01T00:00:00+14:00", UUID0]),
+    "year-9999-west": _cursor(["9999-12-31T23:59:59-14:00", UUID0]),
+    "not-a-date": _cursor(["yesterday", UUID0]),
+    "wrong-arity": _cursor(["a", "b", "c", "d"]),
+    "wrong-order": _cursor(["NOT_AN_ORDER", "x", UUID0]),
+    "name-order-date": _cursor(["UPDATED_AT_DESC", "not-a-date", UUID0]),
+    "date-order-far": _cursor(["CREATED_AT_DESC", "0001-01-01T00:00:00+14:00", UUID0]),
+    "nested-values": _cursor([["x"], {"y": 1}]),
+}
+
+VALID_FOR = {"customers": {"year-1-east", "year-9999-west", "not-a-date"}}
+
+
+class TestForgedCursors:
+    @pytest.mark.parametrize("connection", ["workflows", "customers", "runs", "versions"])
+    @pytest.mark.parametrize("forged", list(FORGED))
+    async def test_every_forged_cursor_is_invalid_cursor_at_after(
+            self, gql, tenant, connection, forged) -> None:
+        if connection == "versions":
+            made = await make_workflow(gql, tenant, key=f"cur-{abs(hash(forged)) % 10**8}")
+            query = ("query($id: ID!, $after: String) { workflow(id: $id) { "
+                     "versions(after: $after) { totalCount } } }")
+            variables = {"id": made["id"], "after": FORGED[forged]}
+        else:
+            query = f"query($after: String) {{ {connection}(after: $after) {{ totalCount }} }}"
+            variables = {"after": FORGED[forged]}
+        body = await post(gql, query, variables, token=tenant.token)
+        if forged in VALID_FOR.get(connection, ()):  # any text is a name to page after
+            assert "errors" not in body
+            return
+        [error] = body["errors"]
+        assert error["extensions"]["code"] == "INVALID_CURSOR"
+        assert error["extensions"]["path"] == "after"
+
+    async def test_real_cursors_still_page(self, gql, tenant) -> None:
+        for key in ("page-a", "page-b", "page-c"):
+            await make_workflow(gql, tenant, key=key)
+        for order in ("UPDATED_AT_DESC", "NAME_ASC", "CREATED_AT_DESC"):
+            first = (await post(gql, contract("WorkflowList"), {"first": 1, "orderBy": order},
+                                token=tenant.token))["data"]["workflows"]
+            after = first["pageInfo"]["endCursor"]
+            second = (await post(gql, contract("WorkflowList"), {
+                "first": 1, "orderBy": order, "after": after},
+                token=tenant.token))["data"]["workflows"]
+            assert second["edges"][0]["node"]["id"] != first["edges"][0]["node"]["id"]
+
+
+# --- family 5: unknown keys in a config ----------------------------------------------------
+
+class TestUnknownKeys:
+    @pytest.mark.parametrize(("where", "path"), [
+        (lambda c: c["steps"][0].__setitem__("nxt", "x"), "$.steps[0].nxt"),
+        (lambda c: c["steps"][0]["routing"].__setitem__("defaultRoue", "x"),
+         "$.steps[0].routing.defaultRoue"),
+        (lambda c: c.__setitem__("varaibles", []), "$.varaibles"),
+        (lambda c: c["trigger"].__setitem__("daysUntilRenwal", {}), "$.trigger.daysUntilRenwal"),
+    ], ids=["step", "routing", "top-level", "trigger"])
+    async def test_a_typo_is_an_unknown_field_at_its_path(self, gql, tenant, where, path) -> None:
+        candidate = copy.deepcopy(config("typo"))
+        where(candidate)
+        checked = (await post(gql, contract("ValidateConfig"), {"config": candidate},
+                              token=tenant.token))["data"]["validateWorkflowConfig"]
+        assert checked["valid"] is False
+        assert [(e["code"], e["path"]) for e in checked["errors"]] == [("UNKNOWN_FIELD", path)]
+
+    async def test_notification_metadata_stays_free_form(self, gql, tenant) -> None:
+        checked = (await post(gql, contract("ValidateConfig"),
+                              {"config": _with_metadata({"anything": {"goes": 1}})},
+                              token=tenant.token))["data"]["validateWorkflowConfig"]
+        assert checked == {"valid": True, "errors": []}
+
+    async def test_the_served_json_schema_says_steps_are_closed(self, gql, tenant) -> None:
+        served = (await post(gql, contract("ConfigSchema"), {},
+                             token=tenant.token))["data"]["workflowConfigSchema"]
+        assert served["additionalProperties"] is False
+        assert served["$defs"]["step"]["additionalProperties"] is False
+        assert "UNKNOWN_FIELD" in served["description"]
+
+    async def test_every_core_workflow_still_validates(self, gql, tenant) -> None:
+        listed = (await post(gql, contract("WorkflowList"), {"filter": {"isCore": True},
+                                                             "first": 100},
+                             token=tenant.token))["data"]["workflows"]["edges"]
+        assert listed
+        for edge in listed:
+            found = (await post(gql, "query($id: ID!) { workflow(id: $id) { config } }",
+                                {"id": edge["node"]["id"]}, token=tenant.token))
+            checked = (await post(gql, contract("ValidateConfig"),
+                                  {"config": found["data"]["workflow"]["config"]},
+                                  token=tenant.token))["data"]["validateWorkflowConfig"]
+            assert checked == {"valid": True, "errors": []}, edge["node"]["key"]
+
+
+# --- family 6: clones of core workflows are not core --------------------------------------
+
+class TestCloneTags:
+    async def test_a_clone_of_a_core_workflow_drops_the_core_tag(self, gql, tenant) -> None:
+        listed = (await post(gql, contract("WorkflowList"), {"filter": {"isCore": True}},
+                             token=tenant.token))["data"]["workflows"]["edges"]
+        core = listed[0]["node"]
+        assert "core" in core["tags"]
+        cloned = (await post(gql, contract("CloneWorkflow"), {"input": {
+            "sourceId": core["id"], "key": "my-copy"}},
+            token=tenant.token))["data"]["cloneWorkflow"]
+        assert cloned["errors"] == []
+        assert cloned["workflow"]["isCore"] is False
+        mine = (await post(gql, contract("WorkflowList"), {"filter": {"tags": ["core"]}},
+                           token=tenant.token))["data"]["workflows"]["edges"]
+        assert all(e["node"]["isCore"] for e in mine)
+        found = (await post(gql, "query { workflow(key: \"my-copy\") { tags } }", {},
+                            token=tenant.token))["data"]["workflow"]
+        assert found["tags"] == [t for t in core["tags"] if t != "core"]
+
+    async def test_an_exported_core_workflow_imports_without_the_core_tag(
+            self, gql, tenant) -> None:
+        listed = (await post(gql, contract("WorkflowList"), {"filter": {"isCore": True}},
+                             token=tenant.token))["data"]["workflows"]["edges"]
+        exported = (await post(gql, contract("ExportWorkflow"), {"id": listed[0]["node"]["id"]},
+                               token=tenant.token))["data"]["workflow"]["exportDocument"]
+        imported = (await post(gql, contract("ImportWorkflow"), {
+            "document": exported, "key": "imported-core"},
+            token=tenant.token))["data"]["importWorkflow"]
+        assert imported["errors"] == []
+        found = (await post(gql, "query { workflow(key: \"imported-core\") { tags isCore } }",
+                            {}, token=tenant.token))["data"]["workflow"]
+        assert "core" not in found["tags"]
+        assert found["isCore"] is False
+
+    async def test_a_tenant_cannot_tag_its_own_workflow_core(self, gql, tenant) -> None:
+        body = await post(gql, contract("CreateWorkflow"), {"input": {
+            "key": "fake-core", "name": "F", "config": config("fake-core"), "tags": ["core"]}},
+            token=tenant.token)
+        assert [(e["code"], e["path"]) for e in body["data"]["createWorkflow"]["errors"]] == [
+            ("RESERVED_TAG", "input.tags[0]")]
