@@ -428,3 +428,105 @@ class TestCloneTags:
             token=tenant.token)
         assert [(e["code"], e["path"]) for e in body["data"]["createWorkflow"]["errors"]] == [
             ("RESERVED_TAG", "input.tags[0]")]
+
+
+# --- family 4: a user error beside sibling fields whose queries are in flight -------------
+
+def _errors(body: dict[str, Any]) -> set[tuple[str, str, str]]:
+    return {(e["extensions"]["code"], e["extensions"].get("path"),
+             ".".join(map(str, e["path"]))) for e in body["errors"]}
+
+
+class TestConcurrentFieldResolution:
+    @pytest_asyncio.fixture
+    async def workflows(self, gql, tenant) -> list[str]:  # type: ignore[no-untyped-def]
+        return [(await make_workflow(gql, tenant, key=f"sib-{i}"))["id"] for i in range(6)]
+
+    async def _healthy(self, gql: GraphQLClient, tenant: TenantHandle) -> None:
+        """The pool and its connections still work: more requests than the pool has."""
+        for _ in range(12):
+            body = await post(gql, "{ viewer { id } workflows(first: 3) { totalCount } }", {},
+                              token=tenant.token)
+            assert "errors" not in body
+            assert body["data"]["viewer"]["id"] == str(tenant.admin_id)
+
+    async def test_a_bad_cursor_in_a_list_beside_export_documents(
+            self, gql, tenant, workflows, caplog) -> None:
+        caplog.set_level("ERROR")
+        query = ("{ workflows(first: 50) { edges { node { exportDocument "
+                 "versions(after: \"garbage\") { totalCount } } } } }")
+        for _ in range(5):
+            body = await post(gql, query, {}, token=tenant.token)
+            assert body["data"] is None  # versions and the list are non-null: null bubbles up
+            assert {code for code, _, _ in _errors(body)} == {"INVALID_CURSOR"}
+        assert not [r for r in caplog.records if r.name.startswith("stepwise")]
+        await self._healthy(gql, tenant)
+
+    async def test_siblings_keep_their_data_when_the_failing_field_is_nullable(
+            self, gql, tenant, workflows, caplog) -> None:
+        caplog.set_level("ERROR")
+        fields = " ".join(
+            f'w{i}: workflow(id: "{wid}") {{ key exportDocument '
+            + ('versions(after: "garbage") { totalCount } ' if i % 2 else
+               "versions(first: 5) { totalCount } ")
+            + "}" for i, wid in enumerate(workflows))
+        body = await post(gql, f"{{ {fields} }}", {}, token=tenant.token)
+        assert _errors(body) == {("INVALID_CURSOR", "after", f"w{i}.versions")
+                                 for i in range(1, len(workflows), 2)}
+        for i in range(len(workflows)):
+            if i % 2:
+                assert body["data"][f"w{i}"] is None
+            else:
+                assert body["data"][f"w{i}"]["exportDocument"]["key"] == f"sib-{i}"
+                assert body["data"][f"w{i}"]["versions"]["totalCount"] == 1
+        assert not [r for r in caplog.records if r.name.startswith("stepwise")]
+        await self._healthy(gql, tenant)
+
+    async def test_a_mutation_whose_payload_field_fails_writes_nothing_and_stays_clean(
+            self, gql, tenant, workflows, caplog) -> None:
+        caplog.set_level("ERROR")
+        mutation = """mutation($a: CreateWorkflowInput!, $b: UpdateWorkflowInput!) {
+          a: createWorkflow(input: $a) { workflow { key exportDocument
+               versions(after: "garbage") { totalCount } } errors { code } }
+          b: updateWorkflow(input: $b) { workflow { exportDocument
+               versions(first: 3) { totalCount } } errors { code } }
+        }"""
+        for attempt in range(4):
+            body = await post(gql, mutation, {
+                "a": {"key": f"mut-{attempt}", "name": "M", "config": config(f"mut-{attempt}")},
+                "b": {"id": workflows[0], "name": f"Renamed {attempt}"}}, token=tenant.token)
+            assert _errors(body) == {("INVALID_CURSOR", "after", "a.workflow.versions")}
+            assert body["data"] is None  # an operation with errors keeps nothing
+            found = await post(gql, f'{{ workflow(key: "mut-{attempt}") {{ id }} }}', {},
+                               token=tenant.token)
+            assert found["data"]["workflow"] is None
+        assert not [r for r in caplog.records if r.name.startswith("stepwise")]
+        renamed = await post(gql, f'{{ workflow(id: "{workflows[0]}") {{ name }} }}', {},
+                             token=tenant.token)
+        assert renamed["data"]["workflow"]["name"] == "Workflow sib-0"
+        ok = await post(gql, mutation.replace('after: "garbage"', "first: 2"), {
+            "a": {"key": "mut-ok", "name": "M", "config": config("mut-ok")},
+            "b": {"id": workflows[0], "name": "Renamed"}}, token=tenant.token)
+        assert "errors" not in ok
+        assert ok["data"]["a"]["workflow"]["versions"]["totalCount"] == 1
+        await self._healthy(gql, tenant)
+
+    async def test_a_failing_mutation_beside_a_savepointed_one_in_the_same_operation(
+            self, gql, tenant, workflows, caplog) -> None:
+        caplog.set_level("ERROR")
+        mutation = """mutation($id: ID!) {
+          a: updateWorkflow(input: {id: $id, name: "Kept?"}) { workflow { name
+               exportDocument } errors { code path } }
+          b: updateWorkflow(input: {id: $id, name: ""}) { workflow { name } errors { code path } }
+          c: rollbackWorkflow(id: $id, toVersion: 99) { workflow { name } errors { code path } }
+        }"""
+        body = await post(gql, mutation, {"id": workflows[1]}, token=tenant.token)
+        assert "errors" not in body  # user errors are payload errors, the operation commits
+        assert body["data"]["a"]["errors"] == []
+        assert body["data"]["b"]["errors"] == [{"code": "REQUIRED", "path": "input.name"}]
+        assert body["data"]["c"]["errors"] == [{"code": "NOT_FOUND", "path": "toVersion"}]
+        kept = await post(gql, f'{{ workflow(id: "{workflows[1]}") {{ name }} }}', {},
+                          token=tenant.token)
+        assert kept["data"]["workflow"]["name"] == "Kept?"
+        assert not [r for r in caplog.records if r.name.startswith("stepwise")]
+        await self._healthy(gql, tenant)
