@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing, asynccontextmanager
 from typing import Any
 
+from graphql import GraphQLError, GraphQLFormattedError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -20,8 +21,21 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ErrorMessage as TransportError,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    Message as TransportMessage,
+)
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
-from strawberry.subscriptions.protocols.graphql_ws.types import ConnectionInitMessage
+from strawberry.subscriptions.protocols.graphql_ws.types import (
+    ConnectionInitMessage,
+    OperationMessage,
+)
+from strawberry.subscriptions.protocols.graphql_ws.types import ErrorMessage as LegacyError
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 
 from domain.auth import tokens
@@ -48,12 +62,49 @@ def _unauthorized(reason: str) -> JSONResponse:
 TOKEN_REFUSED = 4403
 
 
+def _bad_request(reason: str) -> GraphQLFormattedError:
+    return GraphQLError(reason, extensions={"code": "BAD_REQUEST"}).formatted
+
+
+class TransportWS(BaseGraphQLTransportWSHandler[Context, None]):
+    """graphql-transport-ws with the HTTP edge's checks: a message that is not an object
+    closes 4400 (Strawberry would crash on it); a bad subscribe payload (NUL, several
+    operations, not a query) is that operation's error, never a server error."""
+
+    async def handle_message(self, message: TransportMessage) -> None:
+        problem = edge.message_problem(message)
+        if problem is not None:
+            await self.handle_invalid_message(problem)
+            return
+        if message["type"] == "subscribe" and self.connection_acknowledged:
+            reason = edge.operation_problem(message.get("payload"))
+            if reason is not None:
+                await self.send_message(TransportError(id=message["id"], type="error",
+                                                       payload=[_bad_request(reason)]))
+                return
+        await super().handle_message(message)
+
+
 class LegacyGraphQLWS(BaseGraphQLWSHandler[Context, None]):
     """The legacy graphql-ws protocol with the same refusal as graphql-transport-ws.
 
     Strawberry answers a refused connection_init with connection_error and closes 1011
-    ("internal error"); a bad token is not a server error.
+    ("internal error"); a bad token is not a server error. Messages get the edge's checks
+    (what is not JSON at all is ignored, as the legacy protocol does).
     """
+
+    async def handle_message(self, message: OperationMessage) -> None:
+        problem = edge.message_problem(message)
+        if problem is not None:
+            await self.websocket.close(code=4400, reason=problem)
+            return
+        if message["type"] == "start" and self.connection_acknowledged:
+            reason = edge.operation_problem(message.get("payload"))
+            if reason is not None:
+                await self.send_message(LegacyError(type="error", id=message["id"],
+                                                    payload=_bad_request(reason)))
+                return
+        await super().handle_message(message)
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         payload = message.get("payload")
@@ -106,6 +157,7 @@ class StepwiseGraphQL(GraphQL[Context, None]):
     """Strawberry's ASGI view with the typed context and token checks on WebSocket."""
 
     graphql_ws_handler_class = LegacyGraphQLWS
+    graphql_transport_ws_handler_class = TransportWS
 
     def __init__(self, settings: Settings, **options: Any) -> None:
         schema = build_schema(max_depth=settings.max_query_depth,
@@ -120,6 +172,9 @@ class StepwiseGraphQL(GraphQL[Context, None]):
             **options,
         )
         self.settings = settings
+
+    def decode_json(self, data: str | bytes) -> object:
+        return edge.decode_message(data)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
@@ -171,15 +226,43 @@ class TokenGate:
             except tokens.InvalidToken:
                 await _unauthorized("a valid bearer token is required")(scope, receive, send)
                 return
-        if request.method == "POST" and "json" in request.headers.get("content-type", "json"):
-            raw = await request.body()
-            problem = edge.body_problem(raw)
-            if problem is not None:
-                body = {"errors": [{"message": problem, "extensions": {"code": "BAD_REQUEST"}}]}
-                await JSONResponse(body, status_code=400)(scope, receive, send)
-                return
-            receive = _replay(raw)
+        problem: tuple[int, str, str] | None = None
+        if request.method == "GET" and not is_ide:
+            reason = edge.params_problem(request.query_params)
+            problem = (400, "BAD_REQUEST", reason) if reason else None
+        elif request.method == "POST":
+            if "json" not in request.headers.get("content-type", "application/json"):
+                problem = (415, "UNSUPPORTED_MEDIA_TYPE", "send the request as application/json")
+            else:
+                raw = await _read_at_most(request, edge.MAX_BODY_BYTES)
+                if raw is None:
+                    problem = (413, "PAYLOAD_TOO_LARGE", f"a request body may hold "
+                               f"{edge.MAX_BODY_BYTES // 1_000_000} MB")
+                else:
+                    reason = edge.body_problem(raw)
+                    problem = (400, "BAD_REQUEST", reason) if reason else None
+                    receive = _replay(raw)
+        if problem is not None:
+            status, code, message = problem
+            body = {"errors": [{"message": message, "extensions": {"code": code}}]}
+            await JSONResponse(body, status_code=status)(scope, receive, send)
+            return
         await self.app(scope, receive, send)
+
+
+async def _read_at_most(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it is known to exceed `limit` bytes (never buffered whole)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _replay(raw: bytes) -> Receive:
