@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -46,6 +47,7 @@ from domain.shared.migrate import head_revision
 from domain.shared.settings import Settings
 from schema import edge
 from schema.context import Context
+from schema.fast import FastQueries, Prepared
 from schema.schema import build_schema
 
 log = logging.getLogger("stepwise.http")
@@ -160,8 +162,12 @@ class StepwiseGraphQL(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = TransportWS
 
     def __init__(self, settings: Settings, **options: Any) -> None:
+        prepared = None if settings.reference_execution else Prepared()
         schema = build_schema(max_depth=settings.max_query_depth,
-                              max_aliases=settings.max_aliases, max_tokens=settings.max_tokens)
+                              max_aliases=settings.max_aliases, max_tokens=settings.max_tokens,
+                              prepared=prepared, reference=settings.reference_execution)
+        # Queries Strawberry has validated once run on the fast path after (schema.fast).
+        self.fast = None if prepared is None else FastQueries(schema, prepared, settings)
         super().__init__(
             schema,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
@@ -214,40 +220,51 @@ class TokenGate:
     def __init__(self, app: StepwiseGraphQL, *, secret: str) -> None:
         self.app = app
         self.secret = secret
+        self.fast = app.fast
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         is_ide = request.method == "GET" and "query" not in request.query_params
+        principal = None
         if not is_ide:
             try:
-                scope["stepwise.principal"] = tokens.from_header(
-                    request.headers.get("authorization"), secret=self.secret
-                )
+                principal = tokens.from_header(request.headers.get("authorization"),
+                                               secret=self.secret)
             except tokens.InvalidToken:
                 await _unauthorized("a valid bearer token is required")(scope, receive, send)
                 return
-        problem: tuple[int, str, str] | None = None
+            scope["stepwise.principal"] = principal
         if request.method == "GET" and not is_ide:
             reason = edge.params_problem(request.query_params)
-            problem = (400, "BAD_REQUEST", reason) if reason else None
+            if reason is not None:
+                await _refuse(400, "BAD_REQUEST", reason)(scope, receive, send)
+                return
         elif request.method == "POST":
             if "json" not in request.headers.get("content-type", "application/json"):
-                problem = (415, "UNSUPPORTED_MEDIA_TYPE", "send the request as application/json")
-            else:
-                raw = await _read_at_most(request, edge.MAX_BODY_BYTES)
-                if raw is None:
-                    problem = (413, "PAYLOAD_TOO_LARGE", f"a request body may hold "
-                               f"{edge.MAX_BODY_BYTES // 1_000_000} MB")
-                else:
-                    reason = edge.body_problem(raw)
-                    problem = (400, "BAD_REQUEST", reason) if reason else None
-                    receive = _replay(raw)
-        if problem is not None:
-            status, code, message = problem
-            body = {"errors": [{"message": message, "extensions": {"code": code}}]}
-            await JSONResponse(body, status_code=status)(scope, receive, send)
-            return
+                await _refuse(415, "UNSUPPORTED_MEDIA_TYPE",
+                              "send the request as application/json")(scope, receive, send)
+                return
+            raw = await _read_at_most(request, edge.MAX_BODY_BYTES)
+            if raw is None:
+                await _refuse(413, "PAYLOAD_TOO_LARGE", "a request body may hold "
+                              f"{edge.MAX_BODY_BYTES // 1_000_000} MB")(scope, receive, send)
+                return
+            problem, body = edge.parse_body(raw)
+            if problem is not None:
+                await _refuse(400, "BAD_REQUEST", problem)(scope, receive, send)
+                return
+            if self.fast is not None and body is not None and principal is not None:
+                response = await self.fast.respond(body, request, principal)
+                if response is not None:
+                    await response(scope, receive, send)
+                    return
+            receive = _replay(raw)
         await self.app(scope, receive, send)
+
+
+def _refuse(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"errors": [{"message": message, "extensions": {"code": code}}]},
+                        status_code=status)
 
 
 async def _read_at_most(request: Request, limit: int) -> bytes | None:
@@ -312,6 +329,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # One LISTEN connection per process, outside the pool (domain.live.broker).
         app.state.broker = Broker(resolved.listener_dsn)
         await app.state.broker.start()
+        # What start-up made (schema, modules, caches) lives as long as the process: out of
+        # the collector's sight, and a first generation large enough that a request's
+        # short-lived objects die young without a collection per request.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(20_000, 20, 20)
         try:
             yield
         finally:
@@ -329,7 +352,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             expose_headers=["X-Request-Id"],
             max_age=600,
         ))
-    return Starlette(
+    application = Starlette(
         routes=[
             Route("/graphql", TokenGate(graphql, secret=resolved.jwt_secret),
                   methods=["GET", "POST"]),
@@ -340,3 +363,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
         middleware=middleware,
         lifespan=lifespan,
     )
+    application.state.fast = graphql.fast
+    return application

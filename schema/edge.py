@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
+import orjson
 from graphql import (
     DocumentNode,
     GraphQLError,
@@ -18,9 +20,13 @@ from graphql import (
     visit,
 )
 
+from domain.shared.jsontext import exact_with_orjson
+from domain.shared.limits import MAX_JSON_DEPTH as MAX_VALUE_DEPTH
 from domain.shared.limits import bad_text
 
-MAX_JSON_DEPTH = 64
+# Twice a value's depth: a too-deep config reaches the domain, which names where it is.
+MAX_JSON_DEPTH = 2 * MAX_VALUE_DEPTH
+MAX_BODY_BYTES = 2_000_000  # a config may hold 256 kB; escapes can multiply that by six
 
 
 def _too_deep(value: Any) -> bool:
@@ -67,11 +73,36 @@ def _string_literals(document: DocumentNode) -> list[StringValueNode]:
     return found
 
 
-MAX_BODY_BYTES = 2_000_000  # a config may hold 256 kB; escapes can multiply that by six
+def parse_body(raw: bytes) -> tuple[str | None, dict[str, Any] | None]:
+    """The POST body as a GraphQL request, or why it cannot be one (parsed once: orjson,
+    with the standard library's parser only to explain a body orjson refused)."""
+    if not exact_with_orjson(raw):  # integers orjson would round: the standard library
+        return _standard(raw)
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return _refused(raw), None
+    if not isinstance(body, dict):
+        return "the request body must be a JSON object with a query", None
+    return request_problem(body), body
 
 
 def body_problem(raw: bytes) -> str | None:
     """Why this POST body cannot be a GraphQL request, or None when it may be one."""
+    return parse_body(raw)[0]
+
+
+def _standard(raw: bytes) -> tuple[str | None, dict[str, Any] | None]:
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, RecursionError, ValueError):
+        return _refused(raw), None
+    if not isinstance(body, dict):
+        return "the request body must be a JSON object with a query", None
+    return request_problem(body), body
+
+
+def _refused(raw: bytes) -> str:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -84,12 +115,14 @@ def body_problem(raw: bytes) -> str | None:
         return "the request body is not JSON"
     if not isinstance(body, dict):
         return "the request body must be a JSON object with a query"
-    return request_problem(body)
+    if _too_deep(body):  # orjson stops at 1024 levels
+        return f"the request body is nested deeper than {MAX_JSON_DEPTH} levels"
+    return request_problem(body) or "the request body is not JSON"  # lone surrogates
 
 
 def params_problem(params: Mapping[str, str]) -> str | None:
     """Why these GET query parameters cannot be a GraphQL request (the same checks as POST;
-    `variables` and `extensions` are JSON text)."""
+    `variables` and `extensions` are JSON text; only queries)."""
     body: dict[str, Any] = {"query": params.get("query"),
                             "operationName": params.get("operationName")}
     for name in ("variables", "extensions"):
@@ -106,7 +139,7 @@ def params_problem(params: Mapping[str, str]) -> str | None:
 
 
 def request_problem(body: dict[str, Any], *, read_only: bool = False) -> str | None:
-    """Why this decoded request cannot be run: shapes, depth, text, several operations."""
+    """Why a decoded body cannot be a GraphQL request, or None when it may be one."""
     if _too_deep(body):
         return f"the request body is nested deeper than {MAX_JSON_DEPTH} levels"
     query, name = body.get("query"), body.get("operationName")
@@ -123,6 +156,12 @@ def request_problem(body: dict[str, Any], *, read_only: bool = False) -> str | N
     bad = bad_string_path(variables) or bad_string_path(query, "query")
     if bad is not None:
         return f"{bad}: NUL characters and lone surrogates are not accepted"
+    return _document_problem(query, name, read_only)
+
+
+@lru_cache(maxsize=1024)
+def _document_problem(query: str, name: str | None, read_only: bool) -> str | None:
+    """The checks that need the parsed document, once per distinct document text."""
     try:
         document = parse(query)
     except (GraphQLError, RecursionError):
@@ -170,3 +209,4 @@ def decode_message(data: str | bytes) -> object:
     except RecursionError:
         raise json.JSONDecodeError(f"nested deeper than {MAX_JSON_DEPTH} levels", "",
                                    0) from None
+

@@ -13,6 +13,7 @@ from strawberry.extensions import MaskErrors, SchemaExtension
 from strawberry.types.graphql import OperationType
 
 from domain.shared.db import Tx, UnknownCaller
+from domain.shared.models import from_row
 from domain.users.models import User
 from schema.context import Context, NotAuthenticated
 
@@ -65,7 +66,7 @@ class TenantTransaction(SchemaExtension):
                                           else principal.role),
         )
         if tx.user is not None:  # `viewer` and authors reuse the caller's row
-            operation_context.loaders.user.prime(tx.user["id"], User(**tx.user))
+            operation_context.loaders.user.prime(tx.user["id"], from_row(User, tx.user))
         self.execution_context.context = operation_context
         try:
             yield
@@ -94,6 +95,23 @@ def _is_unexpected(error: GraphQLError) -> bool:
     return original is not None and not isinstance(original, GraphQLError | NotAuthenticated)
 
 
+def mask_error(error: GraphQLError, request_id: str | None) -> GraphQLError:
+    """The error a client may see: an unexpected one is logged whole and replaced by a
+    request id (both edges: this extension and schema.fast)."""
+    if not _is_unexpected(error):
+        return error
+    log.error("unexpected error in %s [request %s]", error.path, request_id,
+              exc_info=error.original_error)
+    return GraphQLError(
+        message="Unexpected error.",
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
+    )
+
+
 class MaskUnexpectedErrors(MaskErrors):
     """Hide unexpected exceptions behind a request id; log them whole."""
 
@@ -102,13 +120,4 @@ class MaskUnexpectedErrors(MaskErrors):
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         request_id: Any = getattr(self.execution_context.context, "request_id", None)
-        log.error("unexpected error in %s [request %s]", error.path, request_id,
-                  exc_info=error.original_error)
-        return GraphQLError(
-            message=self.error_message,
-            nodes=error.nodes,
-            source=error.source,
-            positions=error.positions,
-            path=error.path,
-            extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
-        )
+        return mask_error(error, request_id)

@@ -17,7 +17,9 @@ from strawberry.extensions import (
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
+from schema.execution import PlannedExecutor
 from schema.extensions import MaskUnexpectedErrors, TenantTransaction
+from schema.fast import Prepared, RecordPrepared
 
 # One module per concept, each with an optional `Query`, `Mutation` and `Subscription` class.
 MODULES = (
@@ -51,8 +53,11 @@ class StepwiseSchema(strawberry.Schema):
         return None
 
 
-def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int = 4000
+def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int = 4000,
+                 prepared: Prepared | None = None, reference: bool = False
                  ) -> strawberry.Schema:
+    """The schema; `prepared` collects validated queries for the fast path (schema.fast),
+    `reference` keeps graphql-core's own executor (the differential test's reference)."""
     query = merge_types("Query", QUERIES)
     mutation = merge_types("Mutation", MUTATIONS) if MUTATIONS else None
     subscription = merge_types("Subscription", SUBSCRIPTIONS) if SUBSCRIPTIONS else None
@@ -67,6 +72,7 @@ def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int 
         query=query,
         mutation=mutation,
         subscription=subscription,
+        execution_context_class=None if reference else PlannedExecutor,
         extensions=[
             lambda: MaxTokensLimiter(max_token_count=max_tokens),
             lambda: ParserCache(maxsize=512),
@@ -74,6 +80,7 @@ def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int 
             lambda: ValidationCache(maxsize=512),
             MaskUnexpectedErrors,
             TenantTransaction,
+            *([] if prepared is None else [lambda: RecordPrepared(prepared)]),
         ],
     )
 

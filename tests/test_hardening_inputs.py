@@ -19,6 +19,7 @@ from domain.shared.limits import MAX_JSON_DEPTH
 from tests.factories import GraphQLClient, TenantHandle, make_tenant
 from tests.factories import contract_operation as contract
 from tests.factories_workflows import config, make_workflow, seed_core
+from tests.test_hardening_edge import _next, _socket
 
 pytestmark = pytest.mark.asyncio
 
@@ -143,16 +144,24 @@ class TestValidateAndCreateAgree:
         assert [e["code"] for e in loop["errors"]] == ["CYCLE"]
 
     @pytest.mark.parametrize("number", ["Infinity", "-Infinity", "NaN"])
-    async def test_non_finite_numbers_are_a_problem_not_a_database_error(
-            self, http, tenant, number) -> None:
+    async def test_non_finite_numbers_are_refused_at_the_edge_or_by_the_validator(
+            self, http, settings, tenant, live_server, number) -> None:
         raw = json.dumps({"query": contract("CreateWorkflow"), "variables": {"input": {
             "key": "nan", "name": "N", "config": _with_metadata({"n": 0})}}})
         raw = raw.replace('{"n": 0}', f'{{"n": {number}}}')
         response = await http.post("/graphql", content=raw.encode(), headers={
             "Authorization": f"Bearer {tenant.token}", "Content-Type": "application/json"})
-        body = response.json()
-        no_internal(body)
-        assert body["data"]["createWorkflow"]["errors"] == [{
+        assert response.status_code == 400  # not JSON (RFC 8259)
+        assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+        # Python's json (WebSocket messages) reads them: the validator refuses them.
+        ws = await _socket(live_server, settings, "graphql-transport-ws")
+        try:
+            # json.dumps writes inf and nan as Infinity and NaN
+            await ws.send(json.dumps({"type": "subscribe", "id": "1", "payload": json.loads(raw)}))
+            answer = await _next(ws)
+        finally:
+            await ws.close()
+        assert answer["payload"]["data"]["createWorkflow"]["errors"] == [{
             "code": "OUT_OF_RANGE", "message": "numbers must be finite",
             "path": "$.steps[0].notifications[0].metadata.n"}]
 
@@ -216,11 +225,13 @@ class TestValuesOutOfRange:
                           token=tenant.token)
         assert [(e["code"], e["path"]) for e in team["data"]["upsertCustomer"]["errors"]] == [
             ("INVALID_EMAIL", "input.accountTeam.ae")]
-        contacts = await post(gql, contract("UpdateCompanyContacts"), {"input": {
-            "ceo": LONG_EMAIL, "other": {"cfo": LONG_EMAIL}}}, token=tenant.token)
-        assert {(e["code"], e["path"])
-                for e in contacts["data"]["updateCompanyContacts"]["errors"]} == {
-            ("INVALID_EMAIL", "input.ceo"), ("INVALID_EMAIL", "input.other.cfo")}
+        for contact, path in (({"ceo": LONG_EMAIL}, "input.ceo"),
+                              ({"other": {"cfo": LONG_EMAIL}}, "input.other.cfo")):
+            contacts = await post(gql, contract("UpdateCompanyContacts"), {"input": contact},
+                                  token=tenant.token)
+            assert [(e["code"], e["path"])
+                    for e in contacts["data"]["updateCompanyContacts"]["errors"]] == [
+                ("INVALID_EMAIL", path)]
 
     async def test_a_254_character_email_is_still_an_email(self, gql, tenant) -> None:
         email = "a" * (254 - len("@example.test")) + "@example.test"

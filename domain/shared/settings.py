@@ -85,6 +85,9 @@ class Settings:
     retry_attempts: int = 5  # attempts of a webhook or delivery before it is reported failed
     tick_seconds: float = 1.0  # how often a worker looks for due timers and notifications
     stalled_seconds: float = 5.0  # a worker silent this long has its jobs retried
+    # graphql-core's own executor behind Strawberry's view only: the reference the fast path
+    # (schema.fast, schema.execution) is compared with; never faster, never different.
+    reference_execution: bool = False
 
     @property
     def listener_dsn(self) -> str:
@@ -121,4 +124,5 @@ class Settings:
             retry_attempts=int(os.environ.get("STEPWISE_RETRY_ATTEMPTS", "5")),
             tick_seconds=float(os.environ.get("STEPWISE_TICK_SECONDS", "1")),
             stalled_seconds=float(os.environ.get("STEPWISE_STALLED_SECONDS", "5")),
+            reference_execution=os.environ.get("STEPWISE_REFERENCE_EXECUTION", "") == "1",
         )

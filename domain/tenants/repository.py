@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.shared.db import tx_of
+from domain.shared.models import from_row
 from domain.tenants.models import CompanyContacts, Tenant
 
 
@@ -29,7 +30,7 @@ _MANY = "SELECT id, name, time_zone, created_at FROM tenants WHERE id = ANY($1::
 async def get_many(session: AsyncSession, ids: Sequence[UUID]) -> list[Tenant]:
     # Behind every `viewer { tenant }`: straight to the driver, no ORM round.
     rows = await tx_of(session).fetch(_MANY, list(ids))
-    return [Tenant(**row) for row in rows]
+    return [from_row(Tenant, row) for row in rows]
 
 
 async def get_contacts(session: AsyncSession, tenant_id: UUID) -> CompanyContacts | None:

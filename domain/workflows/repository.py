@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from domain.shared.db import tx_of
+from domain.shared.models import from_row
 from domain.users.models import User
 from domain.workflows.listing import SUMMARY_COLUMNS, WorkflowFilter, WorkflowOrder, WorkflowSummary
 from domain.workflows.models import Workflow, WorkflowVersion
@@ -85,17 +86,27 @@ async def by_key(session: AsyncSession, key: str) -> Workflow | None:
     return (await session.scalars(statement)).first()
 
 
+_WORKFLOW_COLUMNS = tuple(Workflow.model_fields)
+_USER_COLUMNS = tuple(User.model_fields)
+# `workflow(key:)`: the tenant's workflow, else the core one, with its author, in one round.
+_BY_KEY_WITH_CREATOR = (
+    "SELECT " + ", ".join(f"w.{c}" for c in _WORKFLOW_COLUMNS) + ", "
+    + ", ".join(f"u.{c} AS author_{c}" for c in _USER_COLUMNS)
+    + " FROM workflows w LEFT JOIN users u ON u.tenant_id = w.tenant_id AND u.id = w.created_by"
+    " WHERE w.key = $1 AND w.deleted_at IS NULL ORDER BY w.tenant_id IS NULL LIMIT 1")
+
+
 async def by_key_with_creator(session: AsyncSession, key: str
                               ) -> tuple[Workflow, User | None] | None:
-    """`by_key` and its author in one query (the author is a user of the same tenant)."""
-    statement = (select(Workflow, User)
-                 .outerjoin(User, and_(User.tenant_id == W.tenant_id,  # type: ignore[arg-type]
-                                       User.id == W.created_by))  # type: ignore[arg-type]
-                 .where(W.key == key, W.deleted_at.is_(None))  # type: ignore[union-attr,arg-type]
-                 .order_by(W.tenant_id.is_(None)).limit(1)  # type: ignore[union-attr]
-                 .execution_options(populate_existing=True))
-    found = (await session.execute(statement)).first()
-    return (found[0], found[1]) if found else None
+    """`by_key` and its author in one query (the author is a user of the same tenant), on
+    the driver: the builder opens a workflow by key on every screen."""
+    row = await tx_of(session).fetchrow(_BY_KEY_WITH_CREATOR, key)
+    if row is None:
+        return None
+    workflow = from_row(Workflow, {c: row[c] for c in _WORKFLOW_COLUMNS})
+    if row["author_id"] is None:
+        return workflow, None
+    return workflow, from_row(User, {c: row[f"author_{c}"] for c in _USER_COLUMNS})
 
 
 async def own_by_key(session: AsyncSession, tenant_id: UUID, key: str) -> Workflow | None:
