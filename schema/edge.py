@@ -201,12 +201,17 @@ def operation_problem(payload: Any) -> str | None:
 
 
 def decode_message(data: str | bytes) -> object:
-    """A WebSocket message as JSON; too large or too deep reads as not JSON (closed 4400)."""
+    """A WebSocket message as JSON (RFC 8259, as orjson reads bodies: no NaN or Infinity);
+    too large or too deep reads as not JSON, and the socket is closed 4400."""
     if len(data) > MAX_BODY_BYTES:
         raise json.JSONDecodeError(f"messages may hold {MAX_BODY_BYTES // 1_000_000} MB", "", 0)
     try:
-        return json.loads(data)
+        return json.loads(data, parse_constant=_no_constant)
     except RecursionError:
         raise json.JSONDecodeError(f"nested deeper than {MAX_JSON_DEPTH} levels", "",
                                    0) from None
+
+
+def _no_constant(name: str) -> object:
+    raise json.JSONDecodeError(f"{name} is not JSON", name, 0)
 

@@ -7,15 +7,21 @@ forged cursors for every connection, unknown keys in a config, and the `core` ta
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
 import json
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
 import pytest_asyncio
+from websockets.exceptions import ConnectionClosed
 
 from domain.shared.limits import MAX_JSON_DEPTH
+from domain.shared.settings import PROJECT_ROOT
 from tests.factories import GraphQLClient, TenantHandle, make_tenant
 from tests.factories import contract_operation as contract
 from tests.factories_workflows import config, make_workflow, seed_core
@@ -144,26 +150,47 @@ class TestValidateAndCreateAgree:
         assert [e["code"] for e in loop["errors"]] == ["CYCLE"]
 
     @pytest.mark.parametrize("number", ["Infinity", "-Infinity", "NaN"])
-    async def test_non_finite_numbers_are_refused_at_the_edge_or_by_the_validator(
+    async def test_non_finite_numbers_are_not_json_over_http_or_websocket(
             self, http, settings, tenant, live_server, number) -> None:
         raw = json.dumps({"query": contract("CreateWorkflow"), "variables": {"input": {
             "key": "nan", "name": "N", "config": _with_metadata({"n": 0})}}})
         raw = raw.replace('{"n": 0}', f'{{"n": {number}}}')
         response = await http.post("/graphql", content=raw.encode(), headers={
             "Authorization": f"Bearer {tenant.token}", "Content-Type": "application/json"})
-        assert response.status_code == 400  # not JSON (RFC 8259)
+        assert response.status_code == 400  # RFC 8259 has no NaN or Infinity
         assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
-        # Python's json (WebSocket messages) reads them: the validator refuses them.
         ws = await _socket(live_server, settings, "graphql-transport-ws")
         try:
-            # json.dumps writes inf and nan as Infinity and NaN
             await ws.send(json.dumps({"type": "subscribe", "id": "1", "payload": json.loads(raw)}))
-            answer = await _next(ws)
+            with pytest.raises(ConnectionClosed):
+                await _next(ws)
+            assert ws.close_code == 4400
         finally:
             await ws.close()
-        assert answer["payload"]["data"]["createWorkflow"]["errors"] == [{
-            "code": "OUT_OF_RANGE", "message": "numbers must be finite",
-            "path": "$.steps[0].notifications[0].metadata.n"}]
+
+    @pytest.mark.parametrize(("name", "expected"), [
+        ("nan", "OUT_OF_RANGE"), ("deep-over", "TOO_DEEP"), ("chain-1000", None),
+        ("json-5000-deep", "TOO_DEEP"), ("chain-1500-loop", "CYCLE")])
+    async def test_stepwise_validate_reads_files_python_json_accepts(
+            self, tmp_path, settings, name, expected) -> None:
+        path = tmp_path / f"{name}.json"
+        if name == "nan":
+            path.write_text(json.dumps(_with_metadata({"n": float("nan")})))
+        elif name == "json-5000-deep":
+            path.write_text("[" * 5000 + "]" * 5000)
+        else:
+            path.write_text(json.dumps(CONFIGS[name]))
+        result = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "scripts.cli", "validate", str(path)],
+                                cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
+                                check=False, env={**os.environ, "DATABASE_URL":
+                                                  settings.database_url})
+        assert "Traceback" not in result.stderr, result.stderr
+        if expected is None:
+            assert result.returncode == 0, result.stdout
+        else:
+            assert result.returncode == 1
+            assert expected in result.stdout
 
     async def test_a_deep_document_to_import_is_refused_with_a_path(self, gql, tenant) -> None:
         document = {"format": "stepwise.workflow", "config": CONFIGS["deep-over"]}
