@@ -107,6 +107,12 @@ CONFIGS = {
     "wide-5000": _wide(5000),
     "too-large": _with_metadata({"text": "x" * 300_000}),
     "deep-list-of-steps": {**_chain(3), "steps": _nested(40)},
+    # Generated around each limit: depth (metadata starts 5 levels in), chain length, width.
+    **{f"depth-{d}": _with_metadata(_nested(d)) for d in range(MAX_JSON_DEPTH - 8,
+                                                              MAX_JSON_DEPTH + 3)},
+    **{f"chain-{n}": _chain(n) for n in (1, 2, 10, 300, 2500)},
+    **{f"loop-{n}": _chain(n, loop=True) for n in (1, 2, 999)},
+    **{f"wide-{n}": _wide(n) for n in (0, 100, 12_000)},
 }
 
 
