@@ -102,7 +102,8 @@ CONFIGS = {
     "deep-over": _with_metadata(_nested(MAX_JSON_DEPTH)),
     "deep-48": _with_metadata(_nested(48)),
     "chain-1000": _chain(1000),
-    "chain-1500-loop": _chain(1500, loop=True),
+    "chain-1000-loop": _chain(1000, loop=True),
+    "chain-1001": _chain(1001),
     "fan-60": _branchy(60),
     "wide-5000": _wide(5000),
     "too-large": _with_metadata({"text": "x" * 300_000}),
@@ -151,7 +152,7 @@ class TestValidateAndCreateAgree:
                            token=tenant.token))["data"]["validateWorkflowConfig"]
         assert long == {"valid": True, "errors": []}
         loop = (await post(gql, contract("ValidateConfig"),
-                           {"config": CONFIGS["chain-1500-loop"]},
+                           {"config": CONFIGS["chain-1000-loop"]},
                            token=tenant.token))["data"]["validateWorkflowConfig"]
         assert [e["code"] for e in loop["errors"]] == ["CYCLE"]
 
@@ -176,7 +177,8 @@ class TestValidateAndCreateAgree:
 
     @pytest.mark.parametrize(("name", "expected"), [
         ("nan", "OUT_OF_RANGE"), ("deep-over", "TOO_DEEP"), ("chain-1000", None),
-        ("json-5000-deep", "TOO_DEEP"), ("chain-1500-loop", "CYCLE")])
+        ("json-5000-deep", "TOO_DEEP"), ("chain-1000-loop", "CYCLE"),
+        ("chain-1001", "TOO_MANY_STEPS")])
     async def test_stepwise_validate_reads_files_python_json_accepts(
             self, tmp_path, settings, name, expected) -> None:
         path = tmp_path / f"{name}.json"

@@ -49,7 +49,8 @@ CONFIG_SCHEMA: dict[str, Any] = {
             "properties": {"systemPrompt": _text, "passStepOutputs": {"type": "boolean"}},
         },
         "variables": {"type": "array", "items": {"$ref": "#/$defs/variable"}},
-        "steps": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/step"},
+        "steps": {"type": "array", "minItems": 1, "maxItems": 1000,
+                  "items": {"$ref": "#/$defs/step"},
                   "description": "The first step is the entry."},
     },
     "$defs": {

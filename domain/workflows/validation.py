@@ -19,6 +19,7 @@ from domain.workflows.config_schema import CONFIG_SCHEMA, FORBIDDEN_KEYS
 
 _SCHEMA = Draft202012Validator(CONFIG_SCHEMA)
 MAX_CONFIG_BYTES = 256_000
+MAX_STEPS = 1000  # far above any real playbook; bounds the schema and graph work
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MISSING = re.compile(r"^'(.+)' is a required property$")
 _CODES = {
@@ -26,6 +27,7 @@ _CODES = {
     "const": "INVALID_VALUE", "pattern": "INVALID_FORMAT", "minItems": "EMPTY",
     "minLength": "EMPTY", "minProperties": "EMPTY", "additionalProperties": "UNKNOWN_FIELD",
     "uniqueItems": "DUPLICATE", "minimum": "OUT_OF_RANGE", "maximum": "OUT_OF_RANGE",
+    "maxItems": "TOO_MANY_STEPS",
 }
 
 
@@ -56,6 +58,10 @@ def validate(config: Any, *, known_actions: set[str] | None) -> list[Problem]:
         return [Problem("CONFIG_TOO_LARGE",
                         f"a config may hold {MAX_CONFIG_BYTES // 1000} kB of JSON, this one "
                         f"{size // 1000} kB", "$")]
+    steps_given = config.get("steps")
+    if isinstance(steps_given, list) and len(steps_given) > MAX_STEPS:
+        return [Problem("TOO_MANY_STEPS", f"a workflow may have {MAX_STEPS} steps, this one "
+                        f"{len(steps_given)}", "$.steps")]
     problems = _structure(config)
     problems += _forbidden(config)
     problems += _templates(config)
