@@ -576,3 +576,73 @@ class TestConcurrentFieldResolution:
         assert kept["data"]["workflow"]["name"] == "Kept?"
         assert not [r for r in caplog.records if r.name.startswith("stepwise")]
         await self._healthy(gql, tenant)
+
+
+# --- family 2 (dates): moments and day counts that would overflow a date computation -----
+
+EXTREMES = ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00",
+            "9999-12-31", "0999-12-31T23:59:59+00:00", "9000-01-01T00:00:00Z"]
+MOMENT_FIELDS = [
+    "query($v: DateTime) { usage(since: $v) { __typename } }",
+    "query($v: DateTime, $c: ID!) { workflowContext(customerId: $c, asOf: $v) }",
+    "query($v: DateTime, $c: ID!) { previewNotifications(workflowKey: \"probe\", "
+    "customerId: $c, asOf: $v) { firesAt } }",
+    "query($v: DateTime, $c: ID!) { renderTemplate(template: \"{{customer.name}}\", "
+    "customerId: $c, asOf: $v) { __typename } }",
+]
+
+
+class TestDatesInRange:
+    @pytest.mark.parametrize("moment", EXTREMES)
+    @pytest.mark.parametrize("query", MOMENT_FIELDS, ids=["usage", "context", "preview",
+                                                          "render"])
+    async def test_moments_outside_years_1000_to_8999_are_invalid_arguments(
+            self, gql, tenant, moment, query) -> None:
+        made = await post(gql, UPSERT, {"input": {"externalId": "m", "name": "M",
+                                                  "renewalDate": "2030-01-01"}},
+                          token=tenant.token)
+        customer = made["data"]["upsertCustomer"]["customer"]["id"]
+        response = await gql.raw(query, {"v": moment, "c": customer}, token=tenant.token)
+        body = response.json()
+        no_internal(body)
+        [error] = body["errors"]
+        assert "out of range (years 1000 to 8999)" in error["message"], error
+
+    @pytest.mark.parametrize("day", ["0001-01-01", "9999-12-31", "0999-12-31", "9000-01-01"])
+    async def test_renewal_dates_outside_the_range_are_invalid(self, gql, tenant, day) -> None:
+        response = await gql.raw(UPSERT, {"input": {"externalId": "d", "name": "D",
+                                                    "renewalDate": day}}, token=tenant.token)
+        body = response.json()
+        no_internal(body)
+        assert "out of range" in body["errors"][0]["message"]
+
+    async def test_the_edges_of_the_range_work_everywhere(self, gql, tenant) -> None:
+        await make_workflow(gql, tenant, key="probe", config_=_with_schedule(
+            {"daysOverdue": 3660}))
+        for day, moment in (("1000-01-01", "1000-01-01T00:00:00+14:00"),
+                            ("8999-12-31", "8999-12-31T23:59:59-14:00")):
+            made = await post(gql, UPSERT, {"input": {"externalId": day, "name": "E",
+                                                      "renewalDate": day}},
+                              token=tenant.token)
+            customer = made["data"]["upsertCustomer"]["customer"]["id"]
+            for query in MOMENT_FIELDS:
+                body = await post(gql, query, {"v": moment, "c": customer},
+                                  token=tenant.token)
+                assert "errors" not in body, (query, body)
+
+    @pytest.mark.parametrize(("schedule", "path"), [
+        ({"daysOverdue": 10**9}, "daysOverdue"), ({"daysUntilRenewal": -10**9},
+                                                  "daysUntilRenewal"),
+        ({"daysOverdue": 3661}, "daysOverdue")])
+    async def test_schedule_day_counts_are_bounded(self, gql, tenant, schedule, path) -> None:
+        checked = (await post(gql, contract("ValidateConfig"),
+                              {"config": _with_schedule(schedule)},
+                              token=tenant.token))["data"]["validateWorkflowConfig"]
+        assert [(e["code"], e["path"]) for e in checked["errors"]] == [
+            ("OUT_OF_RANGE", f"$.steps[0].notifications[0].schedule.{path}")]
+
+
+def _with_schedule(schedule: dict[str, Any]) -> dict[str, Any]:
+    made = _with_metadata({})
+    made["steps"][0]["notifications"][0]["schedule"] = schedule
+    return made

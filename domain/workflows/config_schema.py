@@ -20,9 +20,13 @@ _text = {"type": "string"}
 _nonempty = {"type": "string", "minLength": 1}
 _id = {"type": "string", "pattern": ID}
 _closed = {"additionalProperties": False}  # unknown keys (typos such as `nxt`) are errors
+# Day counts stay within ten years: dates are shifted by them (context.dates), and a
+# renewal date plus an unbounded count overflows.
+MAX_DAYS = 3660
+_days = {"type": "integer", "minimum": -MAX_DAYS, "maximum": MAX_DAYS}
 _range = {
     "type": "object",
-    "properties": {"min": {"type": "integer"}, "max": {"type": "integer"}},
+    "properties": {"min": _days, "max": _days},
     "minProperties": 1,
     "additionalProperties": False,
 }
@@ -141,8 +145,8 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "actionTriggered": _nonempty,
                 "schedule": {
                     "type": "object",
-                    "properties": {"daysOverdue": {"type": "integer", "minimum": 0},
-                                   "daysUntilRenewal": {"type": "integer"}},
+                    "properties": {"daysOverdue": {**_days, "minimum": 0},
+                                   "daysUntilRenewal": _days},
                     "minProperties": 1,
                     "additionalProperties": False,
                 },
