@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,7 +36,7 @@ RECOVER = -1  # "something may have been missed": read the log whatever the last
 class Subscription:
     """Wake-ups for one topic: the highest seq announced since the last `wait`."""
 
-    __slots__ = ("_event", "_seqs", "limit", "overflows", "topic")
+    __slots__ = ("_event", "_seqs", "limit", "overflows", "topic", "woken_at")
 
     def __init__(self, topic: str, *, limit: int) -> None:
         self.topic = topic
@@ -43,8 +44,10 @@ class Subscription:
         self._seqs: list[int] = []
         self._event = asyncio.Event()
         self.overflows = 0
+        self.woken_at = 0.0  # time.monotonic() of the latest wake-up (one per publish)
 
-    def push(self, seq: int) -> None:
+    def push(self, seq: int, at: float | None = None) -> None:
+        self.woken_at = time.monotonic() if at is None else at
         if len(self._seqs) >= self.limit:
             # A slow consumer: drop the buffer, it catches up from the log.
             self._seqs.clear()
@@ -86,6 +89,10 @@ class Broker:
         self.listening = asyncio.Event()
         self.connects = 0  # how many times the listener (re)connected
         self.backend_pid: int | None = None
+        # Subscribers of one topic woken by one commit share the read (domain.live.stream).
+        from domain.live.stream import Shared
+
+        self.reads = Shared()
 
     # Subscriptions
 
@@ -107,14 +114,16 @@ class Broker:
         return sum(len(s) for s in self._topics.values())
 
     def publish(self, topic: str, seq: int) -> None:
-        """Wake the subscriptions of a topic (what a notification does)."""
+        """Wake the subscriptions of a topic (what a notification does), all at one time."""
+        at = time.monotonic()
         for subscription in self._topics.get(topic, ()):
-            subscription.push(seq)
+            subscription.push(seq, at)
 
     def wake_all(self) -> None:
+        at = time.monotonic()
         for subscribers in self._topics.values():
             for subscription in subscribers:
-                subscription.push(RECOVER)
+                subscription.push(RECOVER, at)
 
     def _on_notification(self, connection: object, pid: int, channel: str,
                          payload: str) -> None:

@@ -188,15 +188,25 @@ class Tx:
 
     # The driver, for hot paths and statements SQLAlchemy adds nothing to
 
+    async def _autoflush(self) -> None:
+        """Pending ORM changes reach the database before a driver statement, as the ORM's
+        own autoflush does before its queries: a driver read never sees stale rows."""
+        session = self._session
+        if session is not None and (session.new or session.dirty or session.deleted):
+            await session.flush()
+
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        await self._autoflush()
         self._notify(sql)
         return await self.serialised(lambda: self.driver.fetch(sql, *args))
 
     async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        await self._autoflush()
         self._notify(sql)
         return await self.serialised(lambda: self.driver.fetchrow(sql, *args))
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
+        await self._autoflush()
         self._notify(sql)
         return await self.serialised(lambda: self.driver.fetchval(sql, *args))
 

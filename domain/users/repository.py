@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from uuid import UUID
 
-from sqlalchemy import any_, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.shared.db import tx_of
+from domain.shared.models import from_row
 from domain.users.models import User
 
 
@@ -23,11 +25,14 @@ async def get(session: AsyncSession, user_id: UUID) -> User | None:
     return rows.scalar_one_or_none()
 
 
+_USER_MANY = ("SELECT " + ", ".join(User.model_fields) +
+               " FROM users WHERE id = ANY($1::uuid[])")
+
+
 async def get_many(session: AsyncSession, ids: Sequence[UUID]) -> list[User]:
-    rows = await session.execute(
-        select(User).where(User.id == any_(list(ids)))  # type: ignore[arg-type]
-    )
-    return list(rows.scalars())
+    """By id, for the loaders (reads only: rows on the driver, models without the ORM)."""
+    rows = await tx_of(session).fetch(_USER_MANY, list(ids))
+    return [from_row(User, row) for row in rows]
 
 
 async def by_email(session: AsyncSession, email: str) -> User | None:

@@ -71,10 +71,14 @@ async def get(session: AsyncSession, workflow_id: UUID) -> Workflow | None:
     return rows.one_or_none()
 
 
+_WORKFLOW_MANY = ("SELECT " + ", ".join(Workflow.model_fields) +
+               " FROM workflows WHERE id = ANY($1::uuid[])")
+
+
 async def get_many(session: AsyncSession, ids: Sequence[UUID]) -> list[Workflow]:
-    rows = await session.scalars(select(Workflow).where(W.id == any_(list(ids)))  # type: ignore[arg-type]
-                                 .execution_options(populate_existing=True))
-    return list(rows)
+    """By id, for the loaders (reads only: rows on the driver, models without the ORM)."""
+    rows = await tx_of(session).fetch(_WORKFLOW_MANY, list(ids))
+    return [from_row(Workflow, row) for row in rows]
 
 
 async def by_key(session: AsyncSession, key: str) -> Workflow | None:
