@@ -1,9 +1,10 @@
 """Input limits in one place: JSON depth, text lengths, and the checks that report them.
 
-Every walk over client JSON (configs, documents, account teams, variables) is iterative or
-bounded by MAX_JSON_DEPTH, checked before anything recursive (copy, json.dumps, jsonschema)
-touches the value. The HTTP edge allows twice as deep a body, so a too-deep value reaches
-the domain and gets a problem with a code and a path instead of a bare 400.
+Every walk over client JSON is iterative (this module, schema.edge, the config validator)
+or runs only on values this depth bounds: MAX_JSON_DEPTH is checked before anything
+recursive (deepcopy, json.dumps, jsonschema, the config diff) touches a config. The edge
+allows bodies twice as deep, so a too-deep config reaches the domain and gets TOO_DEEP with
+the path where it goes too deep instead of a bare 400.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from domain.shared.errors import DomainError, Problem
 MAX_JSON_DEPTH = 32  # levels of objects/arrays inside one JSON value
 MAX_NAME = 200  # names of people, workflows, saved actions, tenants
 MAX_EMAIL = 254  # RFC 5321's limit on a forward path
-MAX_KEY = 64  # keys, ids, tags' own limit is tighter
 MAX_DESCRIPTION = 2000
 MAX_TIME_ZONE = 64  # the longest IANA name is 32 characters
 

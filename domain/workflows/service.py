@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.saved_actions import service as saved_actions
 from domain.shared.actor import Actor, Role
 from domain.shared.errors import DomainError, Problem, ValidationFailed
-from domain.shared.limits import json_problem
+from domain.shared.limits import MAX_DESCRIPTION, MAX_NAME, json_problem
 from domain.shared.models import utcnow
 from domain.shared.pagination import (
     CursorKind,
@@ -125,7 +125,7 @@ def clean_tags(tags: list[str] | None, *, path: str, workflow: bool = True) -> l
     return list(dict.fromkeys(tags))
 
 
-def _text(value: str | None, *, path: str, limit: int = 2000) -> str:
+def _text(value: str | None, *, path: str, limit: int = MAX_DESCRIPTION) -> str:
     cleaned = (value or "").strip()
     if len(cleaned) > limit:
         raise DomainError(f"at most {limit} characters", path=path, code="TOO_LONG")
@@ -134,8 +134,8 @@ def _text(value: str | None, *, path: str, limit: int = 2000) -> str:
 
 def _check_name(name: str, *, path: str) -> str:
     cleaned = name.strip()
-    if not 1 <= len(cleaned) <= 200:
-        raise DomainError("a workflow needs a name of 1-200 characters", path=path,
+    if not 1 <= len(cleaned) <= MAX_NAME:
+        raise DomainError(f"a workflow needs a name of 1-{MAX_NAME} characters", path=path,
                           code="REQUIRED" if not cleaned else "TOO_LONG")
     return cleaned
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator
+from difflib import get_close_matches
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -113,8 +114,6 @@ def _unknown_fields(instance: Any, schema: dict[str, Any], parts: list[str | int
 
 
 def _did_you_mean(key: str, known: set[str]) -> str:
-    from difflib import get_close_matches
-
     close = get_close_matches(key, sorted(known), n=1)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
