@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from graphql import GraphQLError, GraphQLFormattedError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -26,8 +27,21 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ErrorMessage as TransportError,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    Message as TransportMessage,
+)
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
-from strawberry.subscriptions.protocols.graphql_ws.types import ConnectionInitMessage
+from strawberry.subscriptions.protocols.graphql_ws.types import (
+    ConnectionInitMessage,
+    OperationMessage,
+)
+from strawberry.subscriptions.protocols.graphql_ws.types import ErrorMessage as LegacyError
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 
 from domain.auth import tokens
@@ -60,12 +74,49 @@ def _unauthorized(reason: str) -> JSONResponse:
 TOKEN_REFUSED = 4403
 
 
+def _bad_request(reason: str) -> GraphQLFormattedError:
+    return GraphQLError(reason, extensions={"code": "BAD_REQUEST"}).formatted
+
+
+class TransportWS(BaseGraphQLTransportWSHandler[Context, None]):
+    """graphql-transport-ws with the HTTP edge's checks: a message that is not an object
+    closes 4400 (Strawberry would crash on it); a bad subscribe payload (NUL, several
+    operations, not a query) is that operation's error, never a server error."""
+
+    async def handle_message(self, message: TransportMessage) -> None:
+        problem = edge.message_problem(message)
+        if problem is not None:
+            await self.handle_invalid_message(problem)
+            return
+        if message["type"] == "subscribe" and self.connection_acknowledged:
+            reason = edge.operation_problem(message.get("payload"))
+            if reason is not None:
+                await self.send_message(TransportError(id=message["id"], type="error",
+                                                       payload=[_bad_request(reason)]))
+                return
+        await super().handle_message(message)
+
+
 class LegacyGraphQLWS(BaseGraphQLWSHandler[Context, None]):
     """The legacy graphql-ws protocol with the same refusal as graphql-transport-ws.
 
     Strawberry answers a refused connection_init with connection_error and closes 1011
-    ("internal error"); a bad token is not a server error.
+    ("internal error"); a bad token is not a server error. Messages get the edge's checks
+    (what is not JSON at all is ignored, as the legacy protocol does).
     """
+
+    async def handle_message(self, message: OperationMessage) -> None:
+        problem = edge.message_problem(message)
+        if problem is not None:
+            await self.websocket.close(code=4400, reason=problem)
+            return
+        if message["type"] == "start" and self.connection_acknowledged:
+            reason = edge.operation_problem(message.get("payload"))
+            if reason is not None:
+                await self.send_message(LegacyError(type="error", id=message["id"],
+                                                    payload=_bad_request(reason)))
+                return
+        await super().handle_message(message)
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         payload = message.get("payload")
@@ -118,6 +169,7 @@ class StepwiseGraphQL(GraphQL[Context, None]):
     """Strawberry's ASGI view with the typed context and token checks on WebSocket."""
 
     graphql_ws_handler_class = LegacyGraphQLWS
+    graphql_transport_ws_handler_class = TransportWS
 
     def __init__(self, settings: Settings, **options: Any) -> None:
         prepared = None if settings.reference_execution else Prepared()
@@ -147,6 +199,9 @@ class StepwiseGraphQL(GraphQL[Context, None]):
 
     async def render_graphql_ide(self, request: Request) -> Response:
         return HTMLResponse(GRAPHIQL_PAGE)
+
+    def decode_json(self, data: str | bytes) -> object:
+        return edge.decode_message(data)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
@@ -200,12 +255,24 @@ class TokenGate:
                 await _unauthorized("a valid bearer token is required")(scope, receive, send)
                 return
             scope["stepwise.principal"] = principal
-        if request.method == "POST" and "json" in request.headers.get("content-type", "json"):
-            raw = await request.body()
+        if request.method == "GET" and not is_ide:
+            reason = edge.params_problem(request.query_params)
+            if reason is not None:
+                await _refuse(400, "BAD_REQUEST", reason)(scope, receive, send)
+                return
+        elif request.method == "POST":
+            if "json" not in request.headers.get("content-type", "application/json"):
+                await _refuse(415, "UNSUPPORTED_MEDIA_TYPE",
+                              "send the request as application/json")(scope, receive, send)
+                return
+            raw = await _read_at_most(request, edge.MAX_BODY_BYTES)
+            if raw is None:
+                await _refuse(413, "PAYLOAD_TOO_LARGE", "a request body may hold "
+                              f"{edge.MAX_BODY_BYTES // 1_000_000} MB")(scope, receive, send)
+                return
             problem, body = edge.parse_body(raw)
             if problem is not None:
-                error = {"errors": [{"message": problem, "extensions": {"code": "BAD_REQUEST"}}]}
-                await JSONResponse(error, status_code=400)(scope, receive, send)
+                await _refuse(400, "BAD_REQUEST", problem)(scope, receive, send)
                 return
             if self.fast is not None and body is not None and principal is not None:
                 response = await self.fast.respond(body, request, principal)
@@ -214,6 +281,26 @@ class TokenGate:
                     return
             receive = _replay(raw)
         await self.app(scope, receive, send)
+
+
+def _refuse(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"errors": [{"message": message, "extensions": {"code": code}}]},
+                        status_code=status)
+
+
+async def _read_at_most(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it is known to exceed `limit` bytes (never buffered whole)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _replay(raw: bytes) -> Receive:

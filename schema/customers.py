@@ -54,14 +54,18 @@ class Customer:
 
 @strawberry.input(description="Upsert by externalId; optional fields left out keep their value.")
 class CustomerInput:
-    external_id: str
-    name: str
-    arr: float | None = strawberry.UNSET
+    external_id: str = strawberry.field(description="1-200 characters.")
+    name: str = strawberry.field(description="1-300 characters.")
+    arr: float | None = strawberry.field(default=strawberry.UNSET,
+                                         description="0 to 999999999999.99 (cents kept).")
     renewal_date: date | None = strawberry.UNSET
     has_account_plan: bool | None = strawberry.UNSET
-    health_score: int | None = strawberry.UNSET
+    health_score: int | None = strawberry.field(default=strawberry.UNSET,
+                                                description="0 to 100.")
     csm_id: strawberry.ID | None = strawberry.UNSET
-    account_team: JSON | None = strawberry.UNSET
+    account_team: JSON | None = strawberry.field(
+        default=strawberry.UNSET, description="At most 30 roles (identifiers) of email "
+        "addresses of at most 254 characters.")
 
     def changes(self) -> dict[str, Any]:
         """The fields the caller sent, by their domain names."""

@@ -1,8 +1,10 @@
-"""HTTP GraphQL body shapes checked before Strawberry: a 400 JSON error, never a 500."""
+"""HTTP GraphQL request shapes (POST bodies, GET parameters, WebSocket messages) checked
+before Strawberry: a 4xx JSON error (or a 4400 close) with a code, never a 500."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -11,6 +13,7 @@ from graphql import (
     DocumentNode,
     GraphQLError,
     OperationDefinitionNode,
+    OperationType,
     StringValueNode,
     Visitor,
     parse,
@@ -18,8 +21,12 @@ from graphql import (
 )
 
 from domain.shared.jsontext import exact_with_orjson
+from domain.shared.limits import MAX_JSON_DEPTH as MAX_VALUE_DEPTH
+from domain.shared.limits import bad_text
 
-MAX_JSON_DEPTH = 64
+# Twice a value's depth: a too-deep config reaches the domain, which names where it is.
+MAX_JSON_DEPTH = 2 * MAX_VALUE_DEPTH
+MAX_BODY_BYTES = 2_000_000  # a config may hold 256 kB; escapes can multiply that by six
 
 
 def _too_deep(value: Any) -> bool:
@@ -35,14 +42,7 @@ def _too_deep(value: Any) -> bool:
     return False
 
 
-def _bad_text(text: str) -> bool:
-    if "\x00" in text:
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
+_bad_text = bad_text
 
 
 def bad_string_path(value: Any, path: str = "variables") -> str | None:
@@ -120,7 +120,25 @@ def _refused(raw: bytes) -> str:
     return request_problem(body) or "the request body is not JSON"  # lone surrogates
 
 
-def request_problem(body: dict[str, Any]) -> str | None:
+def params_problem(params: Mapping[str, str]) -> str | None:
+    """Why these GET query parameters cannot be a GraphQL request (the same checks as POST;
+    `variables` and `extensions` are JSON text; only queries)."""
+    body: dict[str, Any] = {"query": params.get("query"),
+                            "operationName": params.get("operationName")}
+    for name in ("variables", "extensions"):
+        if name in params:
+            try:
+                body[name] = json.loads(params[name])
+            except RecursionError:
+                return f"{name} is nested deeper than {MAX_JSON_DEPTH} levels"
+            except ValueError:
+                return f"{name} is not JSON"
+    if _bad_text(body["query"] or "") or _bad_text(body["operationName"] or ""):
+        return "query: NUL characters and lone surrogates are not accepted"
+    return request_problem(body, read_only=True)
+
+
+def request_problem(body: dict[str, Any], *, read_only: bool = False) -> str | None:
     """Why a decoded body cannot be a GraphQL request, or None when it may be one."""
     if _too_deep(body):
         return f"the request body is nested deeper than {MAX_JSON_DEPTH} levels"
@@ -132,14 +150,17 @@ def request_problem(body: dict[str, Any]) -> str | None:
     variables = body.get("variables")
     if variables is not None and not isinstance(variables, dict):
         return "variables must be a JSON object"
+    extensions = body.get("extensions")
+    if extensions is not None and not isinstance(extensions, dict):
+        return "extensions must be a JSON object"
     bad = bad_string_path(variables) or bad_string_path(query, "query")
     if bad is not None:
         return f"{bad}: NUL characters and lone surrogates are not accepted"
-    return _document_problem(query, name is None)
+    return _document_problem(query, name, read_only)
 
 
 @lru_cache(maxsize=1024)
-def _document_problem(query: str, unnamed: bool) -> str | None:
+def _document_problem(query: str, name: str | None, read_only: bool) -> str | None:
     """The checks that need the parsed document, once per distinct document text."""
     try:
         document = parse(query)
@@ -148,8 +169,49 @@ def _document_problem(query: str, unnamed: bool) -> str | None:
     literals = [node.value for node in _string_literals(document)]
     if bad_string_path(literals, "query") is not None:
         return "a string literal: NUL characters and lone surrogates are not accepted"
-    if unnamed:
-        operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-        if len(operations) > 1:
-            return "the document has several operations: operationName is required"
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if name is None and len(operations) > 1:
+        return "the document has several operations: operationName is required"
+    chosen = [d for d in operations if name is None or (d.name and d.name.value == name)]
+    if name is not None and not chosen:
+        return f"the document has no operation named {name[:100]!r}"
+    if read_only and any(d.operation != OperationType.QUERY for d in chosen):
+        return "only queries may be sent with GET: POST mutations and use WebSocket for " \
+            "subscriptions"
     return None
+
+
+def message_problem(message: Any) -> str | None:
+    """Why a WebSocket message is not a protocol message at all (the socket is closed 4400)."""
+    if not isinstance(message, dict):
+        return "a WebSocket message must be a JSON object"
+    if not isinstance(message.get("type"), str):
+        return "a WebSocket message needs a string type"
+    if message["type"] in ("subscribe", "start", "stop", "complete") and not isinstance(
+            message.get("id"), str):
+        return "this message needs a string id"
+    return None
+
+
+def operation_problem(payload: Any) -> str | None:
+    """Why a subscribe/start payload cannot be run (answered as that operation's error)."""
+    if not isinstance(payload, dict):
+        return "the payload must be a JSON object with a query"
+    return request_problem(payload)
+
+
+def decode_message(data: str | bytes) -> object:
+    """A WebSocket message as JSON (RFC 8259, as orjson reads bodies: no NaN or Infinity);
+    too large or too deep reads as not JSON, and the socket is closed 4400."""
+    if len(data) > MAX_BODY_BYTES:
+        raise json.JSONDecodeError(f"messages may hold {MAX_BODY_BYTES // 1_000_000} MB", "", 0)
+    try:
+        return json.loads(data, parse_constant=_no_constant)
+    except RecursionError:
+        raise json.JSONDecodeError(f"nested deeper than {MAX_JSON_DEPTH} levels", "",
+                                   0) from None
+
+
+def _no_constant(name: str) -> object:
+    raise json.JSONDecodeError(f"{name} is not JSON", name, 0)
+

@@ -85,8 +85,8 @@ class CompanyContacts:
 
 @strawberry.input
 class CreateUserInput:
-    email: str
-    name: str
+    email: str = strawberry.field(description="At most 254 characters.")
+    name: str = strawberry.field(description="1-200 characters.")
     role: Role  # type: ignore[valid-type]
     manager_id: strawberry.ID | None = None
 
@@ -102,7 +102,8 @@ class CreateUserPayload:
 class CompanyContactsInput:
     vp_customer_success: str | None = strawberry.UNSET
     ceo: str | None = strawberry.UNSET
-    other: JSON | None = strawberry.UNSET
+    other: JSON | None = strawberry.field(default=strawberry.UNSET,
+                                          description="At most 30 roles of email addresses.")
 
     def changes(self) -> dict[str, Any]:
         sent = {"vp_customer_success": self.vp_customer_success, "ceo": self.ceo,

@@ -15,11 +15,15 @@ from schema.workflows import Workflow, WorkflowVersion
 
 @strawberry.input
 class CreateWorkflowInput:
-    key: str
-    name: str
-    config: JSON
-    description: str | None = None
-    tags: list[str] | None = None
+    key: str = strawberry.field(description="1-64 lowercase letters, digits, - or _.")
+    name: str = strawberry.field(description="1-200 characters.")
+    config: JSON = strawberry.field(description="At most 256 kB, nested at most 32 levels; "
+                                    "see workflowConfigSchema.")
+    description: str | None = strawberry.field(default=None,
+                                               description="At most 2000 characters.")
+    tags: list[str] | None = strawberry.field(
+        default=None, description="At most 20 tags of 1-50 letters, digits or . _ : / -; "
+        "'core' is reserved for core workflows (a clone drops it).")
     is_template: bool | None = None
 
 

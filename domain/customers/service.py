@@ -31,6 +31,8 @@ _INPUT_NAMES = {"name": "name", "arr": "arr", "renewal_date": "renewalDate",
 _MAX_ARR = Decimal("999999999999.99")  # numeric(14, 2)
 _TEAM_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")
 _MAX_TEAM = 30
+MAX_CUSTOMER_NAME = 300
+MAX_EXTERNAL_ID = 200
 
 
 def _check_text(value: Any, field: str, limit: int, problems: list[Problem]) -> str:
@@ -50,18 +52,21 @@ def _check_arr(value: Any, problems: list[Problem]) -> Decimal | None:
             isinstance(value, float) and not math.isfinite(value)):
         problems.append(Problem("INVALID_VALUE", "arr must be a number", "input.arr"))
         return None
-    amount = Decimal(str(value)).quantize(Decimal("0.01"))
+    amount = Decimal(str(value))
+    # Range first: quantizing 1e27 to cents overflows Decimal's 28 digits.
     if amount < 0 or amount > _MAX_ARR:
         problems.append(Problem("OUT_OF_RANGE", f"arr must be between 0 and {_MAX_ARR}",
                                 "input.arr"))
-    return amount
+        return None
+    return amount.quantize(Decimal("0.01"))
 
 
 def _check_health(value: Any, problems: list[Problem]) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
-        problems.append(Problem("OUT_OF_RANGE", "healthScore must be an integer from 0 to 100",
+        problems.append(Problem("OUT_OF_RANGE",
+                                "healthScore must be an integer from 0 to 100",
                                 "input.healthScore"))
         return None
     return value
@@ -80,7 +85,7 @@ def _check_team(value: Any, problems: list[Problem]) -> dict[str, str]:
                                 "input.accountTeam"))
     team: dict[str, str] = {}
     for key, email in value.items():
-        path = f"input.accountTeam.{key}"
+        path = f"input.accountTeam.{key[:40]}"
         if not _TEAM_KEY.match(key) or key == "allEmails":
             problems.append(Problem(
                 "INVALID_KEY", "team roles are identifiers (letters, digits, _) and not "
@@ -99,7 +104,7 @@ async def _check(session: AsyncSession, changes: Mapping[str, Any]) -> dict[str,
     values: dict[str, Any] = {}
     for field, value in changes.items():
         if field == "name":
-            values[field] = _check_text(value, "name", 300, problems)
+            values[field] = _check_text(value, "name", MAX_CUSTOMER_NAME, problems)
         elif field == "arr":
             values[field] = _check_arr(value, problems)
         elif field == "renewal_date":
@@ -135,7 +140,7 @@ async def upsert(session: AsyncSession, actor: Actor, *, external_id: str,
     if "name" not in changes:
         raise DomainError("name is required", path="input.name", code="REQUIRED")
     problems: list[Problem] = []
-    key = _check_text(external_id, "externalId", 200, problems)
+    key = _check_text(external_id, "externalId", MAX_EXTERNAL_ID, problems)
     if problems:
         raise ValidationFailed(problems)
     values = await _check(session, changes)
@@ -170,17 +175,8 @@ async def page(session: AsyncSession, *, first: int | None, after: str | None,
                search: str | None) -> Page[Customer]:
     """Customers by name, keyset-paginated; `search` matches name or external id."""
     size = page_size(first)
-    cursor = decode_cursor(after, arity=2)
-    position: tuple[str, UUID] | None = None
-    if cursor is not None:
-        name, raw_id = cursor
-        try:
-            parsed = UUID(raw_id) if isinstance(raw_id, str) else None
-        except ValueError:
-            parsed = None
-        if not isinstance(name, str) or parsed is None:
-            raise DomainError("not a cursor from this list", path="after", code="INVALID_CURSOR")
-        position = (name, parsed)
+    cursor = decode_cursor(after, kinds=("text", "uuid"))
+    position: tuple[str, UUID] | None = (cursor[0], cursor[1]) if cursor else None
     search = search.strip() if search else None
     rows = await repository.page(session, limit=size + 1, after=position, search=search)
     total = await repository.count(session, search=search)

@@ -307,13 +307,9 @@ async def page(session: AsyncSession, spec: RunFilter, *, first: int | None,
                after: str | None) -> Page[Run]:
     size = page_size(first)
     position: tuple[datetime, UUID] | None = None
-    cursor = decode_cursor(after, arity=2)
+    cursor = decode_cursor(after, kinds=("datetime", "uuid"))
     if cursor is not None:
-        try:
-            position = (datetime.fromisoformat(str(cursor[0])), UUID(str(cursor[1])))
-        except (TypeError, ValueError) as exc:
-            raise DomainError("not a cursor from this list", path="after",
-                              code="INVALID_CURSOR") from exc
+        position = (cursor[0], cursor[1])
     rows, total = await repository.page(session, spec, limit=size + 1, after=position)
     items = rows[:size]
     return Page(items=items, cursors=[encode_cursor([r.created_at.isoformat(), str(r.id)])

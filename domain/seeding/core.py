@@ -41,6 +41,8 @@ def _read_json(path: Path) -> tuple[Any, list[Problem]]:
         return None, [Problem("FILE_NOT_FOUND", "no such file", _label(path))]
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         return None, [Problem("INVALID_JSON", f"not valid JSON: {exc}", _label(path))]
+    except RecursionError:
+        return None, [Problem("TOO_DEEP", "not valid JSON: nested too deeply", _label(path))]
 
 
 def _config_of(document: Any) -> Any:

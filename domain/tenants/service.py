@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.shared.actor import Actor, Role
 from domain.shared.errors import DomainError, NotFound, Problem, ValidationFailed
+from domain.shared.limits import MAX_NAME, MAX_TIME_ZONE, bad_text, check_length
 from domain.shared.models import utcnow
 from domain.tenants import repository
 from domain.tenants.models import CompanyContacts, Tenant
@@ -19,9 +20,13 @@ from domain.users.emails import is_email
 
 
 def check_time_zone(name: str) -> str:
+    """An IANA zone name; a folder of the database (`America`) or a long name is refused."""
+    if len(name) > MAX_TIME_ZONE or bad_text(name):
+        raise DomainError(f"unknown time zone {name[:MAX_TIME_ZONE]!r}", path="timeZone",
+                          code="INVALID_TIME_ZONE")
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: a directory
         raise DomainError(f"unknown time zone {name!r}", path="timeZone",
                           code="INVALID_TIME_ZONE") from exc
     return name
@@ -34,6 +39,7 @@ async def create(session: AsyncSession, *, name: str, time_zone: str = "UTC",
     name = name.strip()
     if not name:
         raise DomainError("a tenant needs a name", path="name", code="REQUIRED")
+    check_length(name, MAX_NAME, path="name", what="a name")
     tenant = Tenant(name=name, time_zone=check_time_zone(time_zone))
     if tenant_id is not None:
         tenant.id = tenant_id
@@ -46,6 +52,7 @@ async def get(session: AsyncSession, tenant_id: UUID) -> Tenant | None:
 
 _CONTACT_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")
 _FIXED_CONTACTS = ("vpCustomerSuccess", "ceo")
+_MAX_CONTACTS = 30
 
 
 def _contact(value: Any, path: str, problems: list[Problem]) -> str | None:
@@ -65,9 +72,13 @@ def _other_contacts(value: Any, problems: list[Problem]) -> dict[str, str]:
         problems.append(Problem("INVALID_VALUE", "other must be an object of role: email",
                                 "input.other"))
         return {}
+    if len(value) > _MAX_CONTACTS:
+        problems.append(Problem("TOO_LONG", f"at most {_MAX_CONTACTS} other contacts",
+                                "input.other"))
+        return {}
     contacts: dict[str, str] = {}
     for key, email in value.items():
-        path = f"input.other.{key}"
+        path = f"input.other.{key[:40]}"
         if not _CONTACT_KEY.match(key) or key in _FIXED_CONTACTS:
             problems.append(Problem("INVALID_KEY", "contact roles are identifiers (letters, "
                                     "digits, _) other than vpCustomerSuccess and ceo", path))

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.shared.actor import Actor
 from domain.shared.errors import DomainError, NotFound
+from domain.shared.limits import MAX_NAME, check_length
 from domain.users import repository
 from domain.users.emails import is_email
 from domain.users.errors import EmailTaken
@@ -28,6 +29,7 @@ async def create(
         raise DomainError("not an email address", path="input.email", code="INVALID_EMAIL")
     if not name.strip():
         raise DomainError("a user needs a name", path="input.name", code="REQUIRED")
+    check_length(name.strip(), MAX_NAME, path="input.name", what="a name")
     if await repository.by_email(session, email) is not None:
         raise EmailTaken(f"{email} is already a user of this tenant", path="input.email")
     if manager_id is not None and await repository.get(session, manager_id) is None:

@@ -19,9 +19,14 @@ FORBIDDEN_KEYS = ("ui", "artifacts", "cardTitle", "cardDescription", "styles")
 _text = {"type": "string"}
 _nonempty = {"type": "string", "minLength": 1}
 _id = {"type": "string", "pattern": ID}
+_closed = {"additionalProperties": False}  # unknown keys (typos such as `nxt`) are errors
+# Day counts stay within ten years: dates are shifted by them (context.dates), and a
+# renewal date plus an unbounded count overflows.
+MAX_DAYS = 3660
+_days = {"type": "integer", "minimum": -MAX_DAYS, "maximum": MAX_DAYS}
 _range = {
     "type": "object",
-    "properties": {"min": {"type": "integer"}, "max": {"type": "integer"}},
+    "properties": {"min": _days, "max": _days},
     "minProperties": 1,
     "additionalProperties": False,
 }
@@ -30,8 +35,11 @@ CONFIG_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "$id": "https://stepwise.dev/schemas/workflow-config.json",
     "title": "Stepwise workflow config",
-    "description": "Logic and content of a workflow; no UI artifacts.",
+    "description": "Logic and content of a workflow; no UI artifacts. Every object here except "
+                   "a notification's metadata is closed: an unknown key (a typo such as "
+                   "`nxt`) is an UNKNOWN_FIELD error, not ignored.",
     "type": "object",
+    **_closed,
     "required": ["id", "name", "description", "version", "trigger", "context", "steps"],
     "properties": {
         "id": _id,
@@ -41,21 +49,22 @@ CONFIG_SCHEMA: dict[str, Any] = {
                     "description": "Semantic version, e.g. 1.0.0"},
         "trigger": {"$ref": "#/$defs/trigger"},
         "context": {
-            "type": "object",
+            "type": "object", **_closed,
             "properties": {"systemPrompt": _text, "passStepOutputs": {"type": "boolean"}},
         },
         "variables": {"type": "array", "items": {"$ref": "#/$defs/variable"}},
-        "steps": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/step"},
+        "steps": {"type": "array", "minItems": 1, "maxItems": 1000,
+                  "items": {"$ref": "#/$defs/step"},
                   "description": "The first step is the entry."},
     },
     "$defs": {
         "trigger": {
-            "type": "object",
+            "type": "object", **_closed,
             "properties": {
                 "daysUntilRenewal": {**_range, "description": "Inclusive range; negative is "
                                      "overdue."},
                 "earlyTriggers": {"type": "array", "items": {
-                    "type": "object", "required": ["id", "condition"],
+                    "type": "object", "required": ["id", "condition"], **_closed,
                     "properties": {"id": _id, "condition": _nonempty, "description": _text,
                                    "withinDays": {"type": "integer", "minimum": 1,
                                                   "maximum": 365, "description":
@@ -66,7 +75,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
             },
         },
         "variable": {
-            "type": "object",
+            "type": "object", **_closed,
             "required": ["name", "type"],
             "properties": {
                 "name": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"},
@@ -81,7 +90,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
             "then": {"required": ["options"]},
         },
         "step": {
-            "type": "object",
+            "type": "object", **_closed,
             "required": ["id", "name", "type"],
             "properties": {
                 "id": _id,
@@ -92,15 +101,15 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "allowRevisit": {"type": "boolean",
                                  "description": "Opt in to cycles through this step."},
                 "execution": {
-                    "type": "object",
+                    "type": "object", **_closed,
                     "properties": {"llmPrompt": _nonempty, "processor": _text,
                                    "timeoutSeconds": {"type": "integer", "minimum": 1}},
                 },
                 "routing": {
-                    "type": "object",
+                    "type": "object", **_closed,
                     "properties": {
                         "routes": {"type": "array", "items": {
-                            "type": "object", "required": ["condition", "next"],
+                            "type": "object", "required": ["condition", "next"], **_closed,
                             "properties": {"condition": _nonempty, "next": _id},
                         }},
                         "defaultRoute": _id,
@@ -123,7 +132,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
             ],
         },
         "notification": {
-            "type": "object",
+            "type": "object", **_closed,
             "required": ["type", "title", "recipients"],
             "properties": {
                 "id": _id,
@@ -136,16 +145,16 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "actionTriggered": _nonempty,
                 "schedule": {
                     "type": "object",
-                    "properties": {"daysOverdue": {"type": "integer", "minimum": 0},
-                                   "daysUntilRenewal": {"type": "integer"}},
+                    "properties": {"daysOverdue": {**_days, "minimum": 0},
+                                   "daysUntilRenewal": _days},
                     "minProperties": 1,
                     "additionalProperties": False,
                 },
-                "metadata": {"type": "object"},
+                "metadata": {"type": "object", "description": "Free-form: any keys."},
             },
         },
         "chatBranch": {
-            "type": "object",
+            "type": "object", **_closed,
             "required": ["id", "label", "type"],
             "properties": {
                 "id": _id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import re
 from datetime import datetime
@@ -13,8 +14,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.saved_actions import service as saved_actions
 from domain.shared.actor import Actor, Role
 from domain.shared.errors import DomainError, Problem, ValidationFailed
+from domain.shared.limits import MAX_DESCRIPTION, MAX_NAME, json_problem
 from domain.shared.models import utcnow
-from domain.shared.pagination import Page, decode_cursor, encode_cursor, page_size
+from domain.shared.pagination import (
+    CursorKind,
+    Page,
+    cursor_value,
+    decode_cursor,
+    encode_cursor,
+    page_size,
+)
 from domain.users.models import User
 from domain.workflows import repository
 from domain.workflows.errors import CoreReadOnly, KeyTaken, WorkflowDeleted, WorkflowNotFound
@@ -25,6 +34,12 @@ from domain.workflows.validation import validate
 KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,49}$")
 MAX_TAGS = 20
+CORE_TAG = "core"
+
+
+def tenant_tags(tags: list[str]) -> list[str]:
+    """A core workflow's tags as a tenant copy (clone, import of an export) may carry them."""
+    return [tag for tag in tags if tag != CORE_TAG]
 
 
 async def get(session: AsyncSession, workflow_id: UUID) -> Workflow | None:
@@ -47,23 +62,14 @@ async def list_workflows(session: AsyncSession, spec: WorkflowFilter, order: Wor
                          first: int | None, after: str | None) -> Page[WorkflowSummary]:
     """One page in `order`, keyset-paginated so concurrent inserts never duplicate rows."""
     size = page_size(first)
-    position = decode_cursor(after, arity=3)
+    position = decode_cursor(after, kinds=("text", "text", "uuid"))
     keyset: tuple[Any, UUID] | None = None
     if position is not None:
         if position[0] != order.value:
             raise DomainError("this cursor belongs to another ordering", path="after",
                               code="INVALID_CURSOR")
-        try:
-            if order.column == "name":
-                if not isinstance(position[1], str):
-                    raise TypeError("name cursor")
-                value: Any = position[1]
-            else:
-                value = datetime.fromisoformat(position[1])
-            keyset = (value, UUID(str(position[2])))
-        except (TypeError, ValueError) as exc:
-            raise DomainError("not a cursor from this list", path="after",
-                              code="INVALID_CURSOR") from exc
+        kind: CursorKind = "text" if order.column == "name" else "datetime"
+        keyset = (cursor_value(kind, position[1]), position[2])
     rows, total = await repository.list_page(session, spec, order, limit=size + 1, after=keyset)
     items = rows[:size]
     cursors = [encode_cursor([order.value, _sort_value(row, order), str(row.id)])
@@ -78,8 +84,13 @@ def _sort_value(row: WorkflowSummary, order: WorkflowOrder) -> str:
 
 
 async def config_problems(session: AsyncSession, config: Any) -> list[Problem]:
-    """Every problem with `config` for the current tenant (its saved actions included)."""
-    return validate(config, known_actions=await saved_actions.known_ids(session))
+    """Every problem with `config` for the current tenant (its saved actions included).
+
+    The validator is pure CPU (up to ~0.2 s for the largest config allowed): it runs in a
+    worker thread so one tenant's validation never holds the event loop.
+    """
+    known = await saved_actions.known_ids(session)
+    return await asyncio.to_thread(validate, config, known_actions=known)
 
 
 async def checked_config(session: AsyncSession, config: Any, *, key: str) -> dict[str, Any]:
@@ -87,6 +98,9 @@ async def checked_config(session: AsyncSession, config: Any, *, key: str) -> dic
     if not isinstance(config, dict):
         raise ValidationFailed([Problem("INVALID_TYPE", "a workflow config is a JSON object",
                                         "$")])
+    shape = json_problem(config, path="$")  # before deepcopy, which recurses
+    if shape is not None:
+        raise ValidationFailed([shape])
     bound = copy.deepcopy(config)
     bound["id"] = key  # the config's id is always its workflow's key (clones get new keys)
     problems = await config_problems(session, bound)
@@ -95,11 +109,15 @@ async def checked_config(session: AsyncSession, config: Any, *, key: str) -> dic
     return bound
 
 
-def clean_tags(tags: list[str] | None, *, path: str) -> list[str]:
+def clean_tags(tags: list[str] | None, *, path: str, workflow: bool = True) -> list[str]:
+    """The tags, deduplicated; `core` marks the shared core workflows, never a tenant's."""
     if not tags:
         return []
-    problems = [Problem("INVALID_TAG", f"tag {tag!r}: 1-50 letters, digits or . _ : / -",
+    problems = [Problem("INVALID_TAG", f"tag {tag[:60]!r}: 1-50 letters, digits or . _ : / -",
                         f"{path}[{i}]") for i, tag in enumerate(tags) if not TAG.match(tag)]
+    if workflow:
+        problems += [Problem("RESERVED_TAG", f"'{CORE_TAG}' marks the core workflows",
+                             f"{path}[{i}]") for i, tag in enumerate(tags) if tag == CORE_TAG]
     if len(tags) > MAX_TAGS:
         problems.append(Problem("TOO_MANY_TAGS", f"at most {MAX_TAGS} tags", path))
     if problems:
@@ -107,7 +125,7 @@ def clean_tags(tags: list[str] | None, *, path: str) -> list[str]:
     return list(dict.fromkeys(tags))
 
 
-def _text(value: str | None, *, path: str, limit: int = 2000) -> str:
+def _text(value: str | None, *, path: str, limit: int = MAX_DESCRIPTION) -> str:
     cleaned = (value or "").strip()
     if len(cleaned) > limit:
         raise DomainError(f"at most {limit} characters", path=path, code="TOO_LONG")
@@ -116,8 +134,8 @@ def _text(value: str | None, *, path: str, limit: int = 2000) -> str:
 
 def _check_name(name: str, *, path: str) -> str:
     cleaned = name.strip()
-    if not 1 <= len(cleaned) <= 200:
-        raise DomainError("a workflow needs a name of 1-200 characters", path=path,
+    if not 1 <= len(cleaned) <= MAX_NAME:
+        raise DomainError(f"a workflow needs a name of 1-{MAX_NAME} characters", path=path,
                           code="REQUIRED" if not cleaned else "TOO_LONG")
     return cleaned
 

@@ -29,7 +29,8 @@ async def clone(session: AsyncSession, actor: Actor, source_id: UUID, *, key: st
         raise WorkflowDeleted("a deleted workflow cannot be cloned", path="input.sourceId")
     return await workflows.create_workflow(
         session, actor, key=key, name=name or source.name, description=source.description,
-        config=source.config, tags=list(source.tags), is_template=False, cloned_from=source.id,
+        config=source.config, tags=workflows.tenant_tags(list(source.tags)),
+        is_template=False, cloned_from=source.id,
         change_description=f"Cloned from {source.key} version {source.latest_version}",
     )
 
@@ -82,7 +83,7 @@ async def import_document(session: AsyncSession, actor: Actor, document: Any, *,
     return await workflows.create_workflow(
         session, actor, key=chosen, name=document.get("name") or config.get("name") or chosen,
         description=document.get("description", config.get("description")),
-        config=config, tags=document.get("tags") or [],
+        config=config, tags=workflows.tenant_tags(document.get("tags") or []),
         is_template=bool(document.get("isTemplate", False)),
         change_description="Imported", path="document" if key is None else "input",
     )

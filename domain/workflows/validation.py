@@ -8,16 +8,19 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator
+from difflib import get_close_matches
 from typing import Any
 
 from jsonschema import Draft202012Validator
 
 from domain.shared.errors import Problem
+from domain.shared.limits import MAX_JSON_DEPTH, json_problem
 from domain.templating import engine
 from domain.workflows.config_schema import CONFIG_SCHEMA, FORBIDDEN_KEYS
 
 _SCHEMA = Draft202012Validator(CONFIG_SCHEMA)
 MAX_CONFIG_BYTES = 256_000
+MAX_STEPS = 1000  # far above any real playbook; bounds the schema and graph work
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MISSING = re.compile(r"^'(.+)' is a required property$")
 _CODES = {
@@ -25,6 +28,7 @@ _CODES = {
     "const": "INVALID_VALUE", "pattern": "INVALID_FORMAT", "minItems": "EMPTY",
     "minLength": "EMPTY", "minProperties": "EMPTY", "additionalProperties": "UNKNOWN_FIELD",
     "uniqueItems": "DUPLICATE", "minimum": "OUT_OF_RANGE", "maximum": "OUT_OF_RANGE",
+    "maxItems": "TOO_MANY_STEPS",
 }
 
 
@@ -45,12 +49,20 @@ def validate(config: Any, *, known_actions: set[str] | None) -> list[Problem]:
     """Every problem with `config`; `known_actions=None` skips the saved-action check."""
     if not isinstance(config, dict):
         return [Problem("INVALID_TYPE", "a workflow config is a JSON object", "$")]
+    # Before anything recursive (json.dumps, jsonschema, copies) walks it: an iterative check.
+    shape = json_problem(config, path="$", max_depth=MAX_JSON_DEPTH)
+    if shape is not None:
+        return [shape]
     # Checked first and alone: every later check (templates especially) grows with the size.
     size = len(json.dumps(config, separators=(",", ":"), default=str))
     if size > MAX_CONFIG_BYTES:
         return [Problem("CONFIG_TOO_LARGE",
                         f"a config may hold {MAX_CONFIG_BYTES // 1000} kB of JSON, this one "
                         f"{size // 1000} kB", "$")]
+    steps_given = config.get("steps")
+    if isinstance(steps_given, list) and len(steps_given) > MAX_STEPS:
+        return [Problem("TOO_MANY_STEPS", f"a workflow may have {MAX_STEPS} steps, this one "
+                        f"{len(steps_given)}", "$.steps")]
     problems = _structure(config)
     problems += _forbidden(config)
     problems += _templates(config)
@@ -81,22 +93,44 @@ def _structure(config: dict[str, Any]) -> list[Problem]:
             message = f"must be one of: {', '.join(map(str, error.validator_value))}"
         elif error.validator == "pattern" and parts and parts[-1] == "version":
             message = "must be a semantic version such as 1.0.0"
+        elif error.validator == "additionalProperties":
+            problems += _unknown_fields(error.instance, error.schema, parts)
+            continue
         code = _CODES.get(str(error.validator), f"SCHEMA_{str(error.validator).upper()}")
         problems.append(Problem(code, message, json_path(parts)))
     return problems
 
 
+def _unknown_fields(instance: Any, schema: dict[str, Any], parts: list[str | int]
+                   ) -> list[Problem]:
+    """One UNKNOWN_FIELD per key the schema does not name (a typo such as `nxt`), at the key;
+    UI artifacts are left to their own, clearer problem."""
+    if not isinstance(instance, dict):
+        return []
+    known = set(schema.get("properties", {}))
+    return [Problem("UNKNOWN_FIELD", f"'{key}' is not a field here"
+                    + _did_you_mean(str(key), known), json_path((*parts, key)))
+            for key in instance if key not in known and key not in FORBIDDEN_KEYS]
+
+
+def _did_you_mean(key: str, known: set[str]) -> str:
+    close = get_close_matches(key, sorted(known), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
 Parts = tuple[str | int, ...]
 
 
-def _walk(value: Any, parts: Parts = ()) -> Iterator[tuple[Parts, Any]]:
-    yield parts, value
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from _walk(item, (*parts, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _walk(item, (*parts, index))
+def _walk(value: Any) -> Iterator[tuple[Parts, Any]]:
+    """Every (path, value) inside `value`, depth first, without recursion."""
+    stack: list[tuple[Parts, Any]] = [((), value)]
+    while stack:
+        parts, item = stack.pop()
+        yield parts, item
+        if isinstance(item, dict):
+            stack.extend(((*parts, k), v) for k, v in reversed(item.items()))
+        elif isinstance(item, list):
+            stack.extend(((*parts, i), v) for i, v in reversed(list(enumerate(item))))
 
 
 def _forbidden(config: dict[str, Any]) -> list[Problem]:
@@ -190,38 +224,52 @@ def _graph(steps: list[Any]) -> list[Problem]:
 
 
 def _cycles(edges: dict[str, list[str]], *, skip: set[str]) -> list[list[str]]:
-    """One cycle per strongly connected component of the graph without `skip` nodes."""
+    """One cycle per strongly connected component of the graph without `skip` nodes.
+
+    Tarjan's algorithm with an explicit stack: a chain of a thousand steps is valid input.
+    """
     graph = {n: [t for t in ts if t not in skip] for n, ts in edges.items() if n not in skip}
     order: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
     on_stack: set[str] = set()
     found: list[list[str]] = []
-
-    def connect(node: str) -> None:
-        order[node] = low[node] = len(order)
-        stack.append(node)
-        on_stack.add(node)
-        for target in graph[node]:
-            if target not in order:
-                connect(target)
-                low[node] = min(low[node], low[target])
-            elif target in on_stack:
-                low[node] = min(low[node], order[target])
-        if low[node] == order[node]:
-            component = []
-            while True:
-                member = stack.pop()
-                on_stack.discard(member)
-                component.append(member)
-                if member == node:
+    for root in graph:
+        if root in order:
+            continue
+        work: list[tuple[str, int]] = [(root, 0)]
+        while work:
+            node, position = work.pop()
+            if position == 0:
+                order[node] = low[node] = len(order)
+                stack.append(node)
+                on_stack.add(node)
+            targets = graph[node]
+            if position > 0:  # back from targets[position - 1]
+                low[node] = min(low[node], low[targets[position - 1]])
+            descended = False
+            while position < len(targets):
+                target = targets[position]
+                position += 1
+                if target not in order:
+                    work.append((node, position))
+                    work.append((target, 0))
+                    descended = True
                     break
-            if len(component) > 1 or node in graph[node]:
-                found.append(_a_cycle(graph, set(component), node))
-
-    for node in graph:
-        if node not in order:
-            connect(node)
+                if target in on_stack:
+                    low[node] = min(low[node], order[target])
+            if descended:
+                continue
+            if low[node] == order[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1 or node in graph[node]:
+                    found.append(_a_cycle(graph, set(component), node))
     return found
 
 

@@ -7,7 +7,7 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.shared.actor import Actor, Role
-from domain.shared.errors import DomainError, NotFound
+from domain.shared.errors import NotFound
 from domain.shared.pagination import Page, decode_cursor, encode_cursor, page_size
 from domain.workflows import repository
 from domain.workflows import service as workflows
@@ -18,11 +18,8 @@ from domain.workflows.models import Workflow, WorkflowVersion
 def history_position(first: int | None, after: str | None) -> tuple[int, int | None]:
     """(page size, the version number the page starts below) from Relay arguments."""
     size = page_size(first)
-    position = decode_cursor(after, arity=1)
-    before = position[0] if position else None
-    if before is not None and not isinstance(before, int):
-        raise DomainError("not a cursor from this list", path="after", code="INVALID_CURSOR")
-    return size, before
+    position = decode_cursor(after, kinds=("int",))
+    return size, position[0] if position else None
 
 
 async def histories(session: AsyncSession, workflow_ids: list[UUID], *, size: int,
@@ -81,7 +78,7 @@ async def tag(session: AsyncSession, actor: Actor, workflow_id: UUID, number: in
     actor.require(Role.EDITOR)
     await workflows.writable(session, workflow_id, path="id", allow_deleted=True)
     name = name.strip()
-    workflows.clean_tags([name], path="tag")
+    workflows.clean_tags([name], path="tag", workflow=False)
     tagged = await repository.tag_version(session, workflow_id, number, name)
     if tagged is None:
         raise NotFound(f"version {number} does not exist", path="number")
