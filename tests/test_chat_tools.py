@@ -13,6 +13,7 @@ import pytest_asyncio
 from tests.chatlib import answered, at_resolution, escalated, send, served, stream
 from tests.factories_runs import make_team
 from tests.factories_workflows import seed_core
+from tests.workerlib import WorkerProcess, forget_queued_jobs, worker_env
 
 pytestmark = pytest.mark.asyncio
 __all__ = ["served"]
@@ -169,3 +170,51 @@ class TestBounds:
         calls = [c for c in await fake_llm.calls() if question in json.dumps(c["messages"])]
         assert len(calls) == 4
         assert thread["status"] == "active"  # the conversation goes on
+
+    async def test_a_reply_over_its_token_bound_is_stopped_cleanly(
+            self, gql, settings, worker, fake_llm, served) -> None:
+        team = await make_team(gql, settings)
+        run_id, customer = await escalated(gql, team)
+        question = f"Search with many tokens about {customer['name']}"
+        # Each call spends 16,000 tokens: after the second the bound (30,000) is reached.
+        await fake_llm.script({"match": question, "times": 20, "text": "Looking. ",
+                               "usage": {"input_tokens": 15000, "output_tokens": 1000},
+                               "tool_use": {"name": "rag_search", "input": {"query": "x"}}})
+        sent = await send(gql, team, runId=run_id, stepId="executive-escalation",
+                          content=question)
+        seen, end = await stream(served, team.csm_token, sent["thread"]["id"])
+        assert end["type"] == "complete"
+        thread = await answered(gql, team, sent["thread"]["id"])
+        reply = thread["messages"][1]
+        assert reply["metadata"]["stopped"] == "tokens"
+        assert reply["metadata"]["rounds"] == 2
+        assert "token limit" in reply["content"]
+        assert reply["content"] == "".join(s["delta"] for s in seen)
+        assert len(thread["toolCalls"]) == 1  # the second round's request is not run
+
+    async def test_a_reply_over_its_time_bound_is_stopped_cleanly(
+            self, gql, settings, fake_llm, served, database_url, clock_file, tmp_path) -> None:
+        # A worker of this test's own whose replies may take no time at all: the first round
+        # that asks for a tool has already taken longer than that.
+        env = worker_env(database_url, clock_file=clock_file, log_dir=tmp_path,
+                         extra={**fake_llm.env, "STEPWISE_CHAT_MAX_SECONDS": "0"})
+        await forget_queued_jobs(database_url)
+        process = WorkerProcess(env).start()
+        try:
+            team = await make_team(gql, settings)
+            run_id, customer = await escalated(gql, team)
+            question = f"Search slowly about {customer['name']}"
+            await fake_llm.script({"match": question, "times": 20, "text": "Hm. ",
+                                   "tool_use": {"name": "rag_search", "input": {"query": "x"}}})
+            sent = await send(gql, team, runId=run_id, stepId="executive-escalation",
+                              content=question)
+            _, end = await stream(served, team.csm_token, sent["thread"]["id"])
+            assert end["type"] == "complete"
+            thread = await answered(gql, team, sent["thread"]["id"])
+        finally:
+            process.stop()
+        reply = thread["messages"][1]
+        assert reply["metadata"]["stopped"] == "seconds"
+        assert reply["metadata"]["rounds"] == 1
+        assert "took too long" in reply["content"]
+        assert thread["toolCalls"] == []
