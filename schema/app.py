@@ -8,6 +8,7 @@ import gc
 import json
 import logging
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import aclosing, asynccontextmanager
 from pathlib import Path
@@ -235,6 +236,9 @@ class StepwiseGraphQL(GraphQL[Context, None]):
         return None
 
 
+VERIFIED_TOKENS = 4096  # distinct bearer headers remembered as verified (oldest out)
+
+
 class TokenGate:
     """HTTP requests need a valid bearer token, except the GraphiQL page itself."""
 
@@ -242,6 +246,22 @@ class TokenGate:
         self.app = app
         self.secret = secret
         self.fast = app.fast
+        # Verified headers, by their exact text: a client sends the same token many times and
+        # its HMAC check costs more than a small query's execution. Expiry is still checked
+        # on every request (an expired token is verified again, and refused).
+        self._verified: OrderedDict[str, tokens.Principal] = OrderedDict()
+
+    def _principal(self, header: str | None) -> tokens.Principal:
+        if header is not None:
+            known = self._verified.get(header)
+            if known is not None and not known.expired():
+                return known
+        principal = tokens.from_header(header, secret=self.secret)
+        if header is not None:
+            self._verified[header] = principal
+            if len(self._verified) > VERIFIED_TOKENS:
+                self._verified.popitem(last=False)
+        return principal
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -249,8 +269,7 @@ class TokenGate:
         principal = None
         if not is_ide:
             try:
-                principal = tokens.from_header(request.headers.get("authorization"),
-                                               secret=self.secret)
+                principal = self._principal(request.headers.get("authorization"))
             except tokens.InvalidToken:
                 await _unauthorized("a valid bearer token is required")(scope, receive, send)
                 return
