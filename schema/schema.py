@@ -18,6 +18,7 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from schema.extensions import MaskUnexpectedErrors, TenantTransaction
+from schema.scalars import SCALAR_OVERRIDES
 
 # One module per concept, each with an optional `Query`, `Mutation` and `Subscription` class.
 MODULES = (
@@ -67,6 +68,7 @@ def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int 
         query=query,
         mutation=mutation,
         subscription=subscription,
+        scalar_overrides=SCALAR_OVERRIDES,  # type: ignore[arg-type]
         extensions=[
             lambda: MaxTokensLimiter(max_token_count=max_tokens),
             lambda: ParserCache(maxsize=512),
