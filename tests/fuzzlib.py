@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import json
 import logging
+import random
 import re
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import graphql
@@ -128,6 +130,10 @@ class World:
     words: list[str] = field(default_factory=list)
     cursors: list[str] = field(default_factory=list)
     configs: list[Any] = field(default_factory=list)
+    # Real values by what they name ("customer", "run", "workflow", "step", ...): arguments
+    # with those names mostly get one of these (see `aimed`), so operations go past
+    # NOT_FOUND into the domain.
+    pools: dict[str, list[Any]] = field(default_factory=dict)
 
 
 def _collect(data: Any, ids: set[str], cursors: set[str]) -> None:
@@ -220,8 +226,11 @@ async def seed_world(http: httpx.AsyncClient, settings: Settings) -> World:
     tenant = await make_tenant(settings, name="Fuzz Co")
     gql = GraphQLClient(http)
     token = tenant.token
+    users = [str(tenant.admin_id)]
     for query, variables in _SEED_MUTATIONS:
-        await _ok(gql, token, query, variables)
+        made = await _ok(gql, token, query, variables)
+        if "createUser" in made:
+            users.append(made["createUser"]["user"]["id"])
     core = await gql('{ workflow(key: "critical") { id } }', token=token)
     await _ok(gql, token, """mutation($i: CloneWorkflowInput!) { cloneWorkflow(input: $i) {
         workflow { id } errors { code } } }""", {"i": {
@@ -264,8 +273,52 @@ async def seed_world(http: httpx.AsyncClient, settings: Settings) -> World:
         _collect(node["versions"], ids, cursors)
     for action in data["savedActions"]:
         words.add(action["actionId"])
+    steps: set[str] = set()
+    branches: set[str] = set()
+    for config in configs:
+        for step in config.get("steps") or []:
+            steps.add(step["id"])
+            branches.update(b["id"] for b in step.get("chatBranches") or [])
+    pools = {
+        "customer": [e["node"]["id"] for e in data["customers"]["edges"]],
+        "run": [e["node"]["id"] for e in data["runs"]["edges"]],
+        "workflow": [e["node"]["id"] for e in data["workflows"]["edges"]],
+        "key": sorted({e["node"]["key"] for e in data["workflows"]["edges"]}),
+        "step": sorted(steps),
+        "branch": sorted(branches),
+        "action": sorted(a["actionId"] for a in data["savedActions"]),
+        "channel": [c["id"] for c in data["notificationChannels"]],
+        "notification": [n["id"] for n in data["inbox"]],
+        "user": users,
+        "cursor": sorted(cursors),
+        "version": [1, 2, 3],
+        "size": [1, 2, 5, 20, 50, 100],
+        "new_key": [f"new-{n}" for n in range(40)],
+        "external_id": [f"ext-{n}" for n in range(4)] + [f"ext-new-{n}" for n in range(20)],
+        "email": [f"person-{n}@fuzz.test" for n in range(20)] + ["manager@fuzz.test"],
+        "time_zone": ["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata",
+                      "Pacific/Kiritimati", "Etc/GMT+12"],
+        "action_type": ["snooze", "skip", "escalation", "script"],
+        "handler": ["code:snooze", "code:skip", "code:escalate", "code:script"],
+        "channel_type": ["email", "slack", "webhook"],
+        "branch_type": ["fixed", "llm", "rag", "saved_action"],
+        "channel_config": [{"url": "http://127.0.0.1:9/hook"},
+                           {"url": "https://hooks.slack.com/services/T/B/x"},
+                           {"host": "127.0.0.1", "port": 2525, "from": "cs@fuzz.test"},
+                           {"host": "127.0.0.1", "port": 25, "from": "cs@fuzz.test",
+                            "username": "u", "starttls": True}],
+        "action_config": [{"days": 3}, {}, {"workflowKey": "emergency",
+                                            "recipients": ["{{csm.manager}}"]},
+                          {"url": "http://127.0.0.1:9/act"}],
+        "config": configs,
+        "tags": [["fuzz"], [], ["renewal", "q3"]],
+        "template": ["{{customer.name}}", "Renews in {{workflow.daysUntilRenewal}} days",
+                     "{{#if customer.hasAccountPlan}}plan{{else}}none{{/if}}",
+                     "{{#each customer.accountTeam}}{{this}} {{/each}}",
+                     "{{lt customer.healthScore 40}}", "{{csm.email}}", "{{"],
+    }
     return World(tenant=tenant, ids=sorted(ids), words=sorted(words), cursors=sorted(cursors),
-                 configs=configs)
+                 configs=configs, pools={k: v for k, v in pools.items() if v})
 
 
 # --- strategies --------------------------------------------------------------------------
@@ -332,6 +385,7 @@ _TEXT = st.one_of(
 
 def _json_leaf() -> st.SearchStrategy[Any]:
     return st.one_of(st.none(), st.booleans(), st.integers(-(2**53), 2**53),
+                     st.sampled_from([2**63, -(2**63) - 1, 10**30, 2**31, -1, 0]),
                      st.floats(allow_nan=False, allow_infinity=False), _TEXT)
 
 
@@ -383,10 +437,15 @@ def _mutate_config(config: Any, edits: list[tuple[int, Any, bool]]) -> Any:
     return made
 
 
+_SANE_DATES = st.dates(min_value=date(1900, 1, 1), max_value=date(2999, 12, 31))
+_NEAR_DATES = st.integers(-400, 400).map(lambda n: date.today() + timedelta(days=n))
+
+
 def _dates() -> st.SearchStrategy[str]:
     return st.one_of(
-        st.dates().map(date.isoformat),
-        st.sampled_from(["0001-01-01", "9999-12-31", "2026-02-29", "2024-02-29", "2026-13-01",
+        _NEAR_DATES.map(date.isoformat), _NEAR_DATES.map(date.isoformat),
+        _SANE_DATES.map(date.isoformat), st.dates().map(date.isoformat),
+        st.sampled_from(["9999-12-31", "0001-01-01", "2026-02-29", "2024-02-29", "2026-13-01",
                          "2026-00-10", "20260101", "2026-1-1", "", "today", "2026-01-01T00:00:00",
                          "+10000-01-01", "-0001-01-01"]),
         _TEXT,
@@ -394,14 +453,19 @@ def _dates() -> st.SearchStrategy[str]:
 
 
 def _datetimes() -> st.SearchStrategy[str]:
+    sane = st.datetimes(min_value=datetime(1900, 1, 2), max_value=datetime(2999, 12, 30))
+    near = st.integers(-400 * 24, 400 * 24).map(
+        lambda h: (datetime.now(UTC) + timedelta(hours=h)).isoformat())
+    edges = st.sampled_from([  # hypothesis favours the first ones
+        "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00",
+        "9999-12-31T23:59:59.999999", "0001-01-01T00:30:00+01:00", "9999-12-31T23:30:00-01:00",
+        "1900-01-01T00:00:00+01:00", "2999-12-31T23:59:59-01:00", "2026-06-01T12:00:00Z",
+        "2026-06-01", "2026-06-01T25:00:00", "2026-06-01T12:00:00+24:00", "", "now", "1e10"])
     return st.one_of(
-        st.datetimes().map(lambda d: d.isoformat()),
+        near, near, sane.map(lambda d: d.isoformat()),
+        sane.map(lambda d: d.replace(tzinfo=UTC).isoformat()),
         st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat()),
-        st.sampled_from(["0001-01-01T00:00:00", "9999-12-31T23:59:59.999999",
-                         "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00",
-                         "2026-06-01T12:00:00Z", "2026-06-01", "2026-06-01T25:00:00",
-                         "2026-06-01T12:00:00+24:00", "", "now", "1e10"]),
-        _TEXT,
+        edges, edges, _TEXT,
     )
 
 
@@ -440,13 +504,28 @@ def live_schema() -> GraphQLSchema:
 
 @dataclass(frozen=True)
 class Operation:
-    """One request: a document and whether its arguments go as variables."""
+    """One request: a document, whether its arguments go as variables, and the seed that
+    aims its naming arguments at the tenant's real ids (None: left as generated)."""
 
     document: DocumentNode
     hoist: bool
+    aim: int | None
+    repeat: int = 1  # root fields written this many times under aliases (run side by side)
+    pools: dict[str, list[Any]] = field(repr=False, compare=False, default_factory=dict)
+
+    def __repr__(self) -> str:
+        text = " ".join(print_ast(self.document).split())
+        return (f"Operation({text[:1500]!r}, hoist={self.hoist}, aim={self.aim}, "
+                f"repeat={self.repeat})")
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # hypothesis's printer
+        printer.text(repr(self))
 
     def body(self, schema: GraphQLSchema) -> dict[str, Any]:
-        query, variables = hoisted(self.document, schema, everything=self.hoist)
+        document = repeated(self.document, self.repeat)
+        if self.aim is not None:
+            document = aimed(document, schema, self.pools, random.Random(self.aim))  # noqa: S311
+        query, variables = hoisted(document, schema, everything=self.hoist)
         return {"query": query, "variables": variables}
 
 
@@ -470,7 +549,11 @@ def operations(world: World, schema: GraphQLSchema,
     )
     if exclude is not None:
         documents = documents.filter(lambda d: not exclude(d))
-    return st.builds(Operation, documents, st.booleans())
+    aims = st.one_of(st.none(), *[st.integers(0, 2**32)] * 3)
+    repeats = st.sampled_from([1, 1, 1, 1, 2, 3])
+    pools = world.pools
+    return st.builds(Operation, documents, st.booleans(), aims, repeats).map(
+        lambda operation: dataclasses.replace(operation, pools=pools))
 
 
 def _arr_out_of_range(document: DocumentNode) -> bool:
@@ -495,6 +578,106 @@ def known_families(document: DocumentNode) -> bool:
       quantize before the range check (decimal.InvalidOperation -> INTERNAL).
     """
     return _arr_out_of_range(document)
+
+
+# Which pool an argument or input field draws from: by (root field, argument) or
+# (input type, field) first, then by name alone.
+_AIM_BY_PLACE = {
+    ("ChatBranchInput", "id"): "branch", ("UpdateWorkflowInput", "id"): "workflow",
+    ("workflow", "id"): "workflow", ("workflowDiff", "id"): "workflow",
+    ("rollbackWorkflow", "id"): "workflow", ("tagWorkflowVersion", "id"): "workflow",
+    ("deleteWorkflow", "id"): "workflow", ("restoreWorkflow", "id"): "workflow",
+    ("run", "id"): "run", ("customer", "id"): "customer",
+    ("updateNotificationChannel", "id"): "channel", ("deleteNotificationChannel", "id"): "channel",
+    ("markNotificationRead", "id"): "notification",
+    ("workflow", "key"): "key", ("CreateWorkflowInput", "key"): "new_key",
+    ("CloneWorkflowInput", "key"): "new_key", ("importWorkflow", "key"): "new_key",
+    ("CreateSavedActionInput", "actionId"): "new_key",
+    ("CreateSavedActionInput", "type"): "action_type",
+    ("NotificationChannelInput", "type"): "channel_type",
+    ("NotificationChannelInput", "config"): "channel_config",
+    ("CreateSavedActionInput", "config"): "action_config",
+    ("UpdateSavedActionInput", "config"): "action_config",
+    ("ChatBranchInput", "type"): "branch_type",
+    ("CustomerInput", "externalId"): "external_id",
+    ("CreateUserInput", "email"): "email",
+    ("CompanyContactsInput", "vpCustomerSuccess"): "email",
+    ("CompanyContactsInput", "ceo"): "email",
+    ("TenantSettingsInput", "timeZone"): "time_zone",
+    ("renderTemplate", "template"): "template",
+    ("CreateWorkflowInput", "config"): "config", ("UpdateWorkflowInput", "config"): "config",
+    ("validateWorkflowConfig", "config"): "config",
+    ("CreateWorkflowInput", "tags"): "tags", ("UpdateWorkflowInput", "tags"): "tags",
+}
+_AIM_BY_NAME = {
+    "customerId": "customer", "runId": "run", "workflowId": "workflow", "sourceId": "workflow",
+    "workflowKey": "key", "stepId": "step", "fromStepId": "step", "branchId": "branch",
+    "next": "step", "returnToStep": "step", "savedAction": "action", "actionId": "action",
+    "triggersAction": "action", "channelId": "channel", "managerId": "user", "csmId": "user",
+    "number": "version", "toVersion": "version", "fromVersion": "version",
+    "after": "cursor", "first": "size", "handler": "handler",
+}
+
+
+def aimed(document: DocumentNode, schema: GraphQLSchema, world_pools: dict[str, list[Any]],
+          pick: random.Random) -> DocumentNode:
+    """The document with most arguments and input fields that name something (customerId,
+    stepId, a workflow's id...) set to a real one of the tenant's, chosen by `pick`."""
+    type_info = TypeInfo(schema)
+    root: list[str] = []
+
+    def value_for(place: tuple[str, str]) -> graphql.ValueNode | None:
+        pool_name = _AIM_BY_PLACE.get(place) or _AIM_BY_NAME.get(place[1])
+        pool = world_pools.get(pool_name or "")
+        if not pool or pick.random() < 0.25:
+            return None
+        return to_node(pick.choice(pool))
+
+    class Aim(Visitor):
+        def enter_field(self, node: graphql.FieldNode, *_: Any) -> None:
+            if type_info.get_parent_type() in (schema.query_type, schema.mutation_type):
+                root[:] = [node.name.value]
+
+        def enter_argument(self, node: ArgumentNode, *_: Any) -> Any:
+            if isinstance(node.value, graphql.NullValueNode) or not root:
+                return None
+            value = value_for((root[0], node.name.value))
+            return None if value is None else ArgumentNode(name=node.name, value=value)
+
+        def enter_object_field(self, node: graphql.ObjectFieldNode, *_: Any) -> Any:
+            parent = graphql.get_named_type(type_info.get_parent_input_type())
+            if parent is None or isinstance(node.value, graphql.NullValueNode) \
+                    or not isinstance(parent, graphql.GraphQLInputObjectType):
+                return None
+            value = value_for((parent.name, node.name.value))
+            return None if value is None else graphql.ObjectFieldNode(name=node.name,
+                                                                      value=value)
+
+    result: DocumentNode = visit(document, TypeInfoVisitor(type_info, Aim()))
+    return result
+
+
+def repeated(document: DocumentNode, times: int) -> DocumentNode:
+    """Each root field `times` times, aliased r0_, r1_...: sibling queries resolve
+    concurrently and sibling mutations one after the other in the same transaction."""
+    if times <= 1:
+        return document
+    definitions = []
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode):
+            selections = [
+                graphql.FieldNode(alias=NameNode(value=f"r{n}_{s.name.value}"), name=s.name,
+                                  arguments=s.arguments, directives=s.directives,
+                                  selection_set=s.selection_set)
+                for s in definition.selection_set.selections if isinstance(s, graphql.FieldNode)
+                for n in range(times)]
+            definition = OperationDefinitionNode(
+                operation=definition.operation, name=definition.name,
+                variable_definitions=definition.variable_definitions,
+                directives=definition.directives,
+                selection_set=graphql.SelectionSetNode(selections=tuple(selections)))
+        definitions.append(definition)
+    return DocumentNode(definitions=tuple(definitions))
 
 
 def _identity(document: DocumentNode) -> DocumentNode:
