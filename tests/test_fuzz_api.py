@@ -98,3 +98,30 @@ async def test_a_budget_beyond_what_the_ledger_can_count_is_out_of_range(gql, se
         "path": "monthlyCostUsd"}]
     data = await gql(BUDGET, {"cost": 1e9}, token=tenant.token)
     assert data["setLlmBudget"]["budget"] == {"monthlyCostUsd": 1e9}
+
+
+CREATE_CHANNEL = """mutation($input: NotificationChannelInput!) {
+  createNotificationChannel(input: $input) { channel { id } errors { code message path } } }"""
+UPDATE_CHANNEL = """mutation($id: ID!, $input: NotificationChannelInput!) {
+  updateNotificationChannel(id: $id, input: $input) {
+    channel { id config } errors { code message path } } }"""
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("config", [["url"], "http://127.0.0.1/hook", 7, True])
+async def test_a_channel_config_that_is_not_an_object_is_refused_with_its_path(
+        gql, settings, config: object) -> None:
+    tenant = await make_tenant(settings)
+    for kind in ("webhook", "email"):
+        data = await gql(CREATE_CHANNEL, {"input": {"type": kind, "name": "N", "config": config}},
+                         token=tenant.token)
+        assert data["createNotificationChannel"] == {"channel": None, "errors": [{
+            "code": "INVALID", "message": "the config must be an object",
+            "path": "input.config"}]}
+    made = await gql(CREATE_CHANNEL, {"input": {"type": "webhook", "name": "N",
+                                                "config": {"url": "http://127.0.0.1:9/h"}}},
+                     token=tenant.token)
+    channel_id = made["createNotificationChannel"]["channel"]["id"]
+    data = await gql(UPDATE_CHANNEL, {"id": channel_id, "input": {"config": config}},
+                     token=tenant.token)
+    assert data["updateNotificationChannel"]["errors"][0]["path"] == "input.config"
