@@ -20,7 +20,7 @@ from strawberry.types import ExecutionContext
 from schema.execution import PlannedExecutor
 from schema.extensions import MaskUnexpectedErrors, TenantTransaction
 from schema.fast import Prepared, RecordPrepared
-from schema.scalars import OVERRIDES
+from schema.scalars import SCALAR_OVERRIDES
 
 # One module per concept, each with an optional `Query`, `Mutation` and `Subscription` class.
 MODULES = (
@@ -75,7 +75,7 @@ def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int 
         mutation=mutation,
         subscription=subscription,
         execution_context_class=None if reference else PlannedExecutor,
-        scalar_overrides=OVERRIDES,
+        scalar_overrides=SCALAR_OVERRIDES,  # type: ignore[arg-type]
         extensions=[
             lambda: MaxTokensLimiter(max_token_count=max_tokens),
             lambda: ParserCache(maxsize=512),

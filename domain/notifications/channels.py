@@ -33,9 +33,12 @@ def _url(value: Any, path: str, problems: list[Problem]) -> str | None:
     return text
 
 
-def check_config(kind: str, config: Mapping[str, Any] | None, problems: list[Problem]
-                 ) -> dict[str, Any]:
-    config = dict(config or {})
+def check_config(kind: str, given: Any, problems: list[Problem]) -> dict[str, Any]:
+    """The channel's config as stored, or problems; `given` is client JSON of any type."""
+    if given is not None and not isinstance(given, Mapping):
+        problems.append(Problem("INVALID", "the config must be an object", "input.config"))
+        return {}
+    config = dict(given or {})
     if kind in ("slack", "webhook"):
         url = _url(config.get("url"), "input.config.url", problems)
         return {"url": url}

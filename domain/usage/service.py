@@ -131,6 +131,9 @@ async def totals(session: AsyncSession, actor: Actor, *, run_id: UUID | None = N
                   cost_micros=int(row["cost_micros"]))
 
 
+MAX_MONTHLY_COST_USD = 1_000_000_000.0  # a billion dollars a month is no limit at all
+
+
 @dataclass(frozen=True)
 class Budget:
     monthly_tokens: int | None
@@ -151,6 +154,10 @@ async def set_budget(session: AsyncSession, actor: Actor, *, monthly_tokens: int
         raise DomainError("must be zero or more", path="monthlyTokens")
     if monthly_cost_usd is not None and monthly_cost_usd < 0:
         raise DomainError("must be zero or more", path="monthlyCostUsd")
+    if monthly_cost_usd is not None and monthly_cost_usd > MAX_MONTHLY_COST_USD:
+        # Stored in micro-dollars (bigint): a larger figure would overflow the column.
+        raise DomainError(f"must be at most {MAX_MONTHLY_COST_USD:,.0f}",
+                          path="monthlyCostUsd", code="OUT_OF_RANGE")
     cost = None if monthly_cost_usd is None else round(monthly_cost_usd * 1_000_000)
     await repository.upsert_budget(session, actor.tenant_id, monthly_tokens=monthly_tokens,
                                    monthly_cost_micros=cost, now=now)
