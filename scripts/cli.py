@@ -156,6 +156,8 @@ def serve(
     """Run the GraphQL server under uvicorn."""
     import uvicorn
 
+    from schema.edge import MAX_BODY_BYTES
+
     _owner_url()  # starts the embedded database first and exports DATABASE_URL to workers
     # uvicorn re-raises the SIGTERM it shut down on once it is done: with the default handler
     # that kills the process before atexit, and the embedded PostgreSQL would never stop.
@@ -163,7 +165,10 @@ def serve(
     uvicorn.run("schema.app:create_app", factory=True, host=host, port=port, workers=workers,
                 reload=reload, log_level="info", proxy_headers=True,
                 # Live messages are small JSON: compressing each costs more CPU than it saves.
-                ws_per_message_deflate=False)
+                ws_per_message_deflate=False,
+                # A WebSocket message is refused past the body limit before it is buffered
+                # whole (uvicorn's default would take 16 MB first).
+                ws_max_size=MAX_BODY_BYTES + 1024)
 
 
 @runs_app.command("scan")
