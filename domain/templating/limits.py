@@ -42,6 +42,11 @@ _CHECK_EVERY = 256
 _BLOCK_WEIGHT = 4
 
 
+class TooMuchForTheLoop(BaseException):
+    """A render tried on the event loop needs more than its small allowance: it goes to the
+    render thread instead. A BaseException, so no template error handling swallows it."""
+
+
 class RenderLimitExceeded(Exception):
     """The render went over a bound; `code` is RENDER_TOO_LARGE or RENDER_LIMIT."""
 
@@ -69,6 +74,11 @@ class Budget:
 
     def step(self, chars: int = 0, *, weight: int = 1) -> None:
         self.steps += weight
+        quick = _local.__dict__.get("quick")
+        if quick is not None:  # an attempt on the event loop (offload.off_loop)
+            quick[0] += weight
+            if quick[0] > quick[1]:
+                raise TooMuchForTheLoop
         if chars:
             self.output += chars
             if self.output > self.max_output:
@@ -88,6 +98,17 @@ class Budget:
 
 
 _local = threading.local()
+
+
+@contextmanager
+def on_the_loop(steps: int) -> Iterator[None]:
+    """Every render in this block, whatever its own budget, may take `steps` in all before
+    TooMuchForTheLoop is raised."""
+    _local.quick = [0, steps]
+    try:
+        yield
+    finally:
+        _local.quick = None
 
 
 def current() -> Budget:
