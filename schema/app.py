@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import logging
 import uuid
@@ -47,6 +46,7 @@ from strawberry.types.execution import ExecutionResult, PreExecutionError
 
 from domain.auth import tokens
 from domain.live.broker import Broker
+from domain.shared import heap
 from domain.shared import repository as health
 from domain.shared.db import Database, UnknownCaller
 from domain.shared.migrate import head_revision
@@ -369,12 +369,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # One LISTEN connection per process, outside the pool (domain.live.broker).
         app.state.broker = Broker(resolved.listener_dsn)
         await app.state.broker.start()
-        # What start-up made (schema, modules, caches) lives as long as the process: out of
-        # the collector's sight, and a first generation large enough that a request's
-        # short-lived objects die young without a collection per request.
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(20_000, 20, 20)
+        heap.settle()  # start-up's objects frozen out of the collector's sight
         try:
             yield
         finally:

@@ -128,6 +128,7 @@ class Watchers:
         self.sockets: list[Any] = []
         self.readers: list[asyncio.Task[None]] = []
         self.latencies: list[float] = []
+        self.by_type: dict[str, list[float]] = {}
         self.delivered = 0
         self.acked = 0
 
@@ -151,8 +152,10 @@ class Watchers:
                 message = json.loads(raw)
                 if message["type"] == "next":
                     now = time.time()
-                    at = datetime.fromisoformat(message["payload"]["data"]["runEvents"]["at"])
+                    event = message["payload"]["data"]["runEvents"]
+                    at = datetime.fromisoformat(event["at"])
                     self.latencies.append(now - at.timestamp())
+                    self.by_type.setdefault(event["type"], []).append(now - at.timestamp())
                     self.delivered += 1
                 elif message["type"] in ("error", "complete"):
                     print("unexpected", message)
@@ -305,6 +308,11 @@ async def _measure(url: str, held: int, watchers: int, runs: int, seconds: float
                   f"{group.delivered / elapsed:.0f} deliveries/s")
             print(f"commit-to-subscriber      p50 {p50:6.1f} ms   p99 {p99:6.1f} ms   "
                   f"max {ms[-1]:6.1f} ms  (upper bound: `at` is stamped before COMMIT)")
+            for kind, values in sorted(group.by_type.items()):
+                ordered = sorted(x * 1000 for x in values)
+                print(f"  {kind:<24}{len(ordered):>7d}   p50 "
+                      f"{statistics.median(ordered):6.1f} ms   p99 "
+                      f"{ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]:6.1f} ms")
             await group.close()
     finally:
         await asyncio.to_thread(manager.__exit__, None, None, None)

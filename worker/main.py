@@ -16,6 +16,7 @@ import signal
 import httpx
 
 from domain.jobs.models import QUEUE
+from domain.shared import heap
 from domain.shared.db import Database
 from domain.shared.settings import Settings
 from worker.tasks import Runtime, build_app
@@ -67,6 +68,7 @@ async def serve(settings: Settings, *, concurrency: int = 10, scan_seconds: floa
     # `import anthropic` takes over a second: pay it before the first job, not inside one
     # (it would block the loop and every job running beside it).
     await asyncio.to_thread(importlib.import_module, "anthropic")
+    heap.settle()  # start-up's objects frozen out of the collector's sight
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
