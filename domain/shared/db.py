@@ -183,6 +183,13 @@ class Tx:
             finally:
                 self._holder = None
 
+    async def _direct(self, work: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await work()
+        except _BROKEN:
+            self._broken = True
+            raise
+
     def _notify(self, sql: str) -> None:
         for listener in self._listeners:
             listener(sql)
@@ -225,14 +232,18 @@ class Tx:
         if tenant_id is not None and user_id is None:
             begin += (f"; SELECT set_config('app.tenant_id', '{_uuid_literal(tenant_id)}', "
                       "true)")
-        await self.execute(begin)
+        # Straight to the driver: nobody else holds this Tx yet, and a cancelled opening ends
+        # in rollback() below, which invalidates a connection left inside a transaction.
+        self._notify(begin)
+        await self._direct(lambda: self.driver.execute(begin))
         self._open = True
         if tenant_id is None:
             return
         if user_id is None:
             self.actor = Actor.system(tenant_id)
             return
-        row = await self.fetchrow(_ENTER, tenant_id, user_id)
+        self._notify(_ENTER)
+        row = await self._direct(lambda: self.driver.fetchrow(_ENTER, tenant_id, user_id))
         if row is None:
             raise UnknownCaller(str(user_id))
         self.user = dict(row)
@@ -280,7 +291,9 @@ class Tx:
             if self._open and not self._broken:
                 # Shielded: a client that disconnects mid-commit must not leave the
                 # connection inside a transaction.
-                await asyncio.shield(self.execute(statement))
+                # (one task: _alone waits for any statement still running, then ends it)
+                self._notify(statement)
+                await asyncio.shield(self._alone(lambda: self.driver.execute(statement)))
             self._open = False
         except BaseException:
             self._broken = True
