@@ -115,10 +115,12 @@ class TestGenerateWorkflow:
             pending = asyncio.ensure_future(_generate(gql, tenant.token, description))
             while not any(description in json.dumps(c) for c in await fake_llm.calls()):
                 await asyncio.sleep(0.02)  # the model has the question
-            # While the fake holds its answer back, no connection of the app role to this
-            # database sits inside a transaction.
+            # While the fake holds its answer back (1 s from now at most; watched for 0.7 s,
+            # before the ledger's own short settling transaction), no connection of the app
+            # role to this database sits inside a transaction.
             seen: list[int] = []
-            while not pending.done():
+            until = asyncio.get_running_loop().time() + 0.7
+            while asyncio.get_running_loop().time() < until:
                 seen.append(await watcher.fetchval(
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
                     " AND usename = current_user AND pid <> pg_backend_pid()"
