@@ -9,17 +9,12 @@ from uuid import UUID
 from graphql import GraphQLError
 
 from domain.chat import service as chat
-from domain.live.broker import Broker
 from domain.live.stream import follow
-from domain.shared.db import UnknownCaller
 from domain.shared.errors import NotFound
+from resolvers.streams import Subscriber
 from schema.context import Info
 
 BATCH = 200
-
-
-def _unauthenticated(reason: str) -> GraphQLError:
-    return GraphQLError(reason, extensions={"code": "UNAUTHENTICATED"})
 
 
 def _not_found() -> GraphQLError:
@@ -30,34 +25,19 @@ async def chat_stream(info: Info, thread_id: str, after_seq: int | None
                       ) -> AsyncIterator[dict[str, Any]]:
     """The reply to the thread's latest user message (from its first delta, or from
     `after_seq`), live, until its `done`."""
-    context = info.context
-    principal = context.principal
-    if principal is None:
-        raise _unauthenticated("a valid bearer token is required")
-    broker: Broker = context.request.app.state.broker
-    db = context.db
-
-    def check() -> None:
-        if principal.expired():
-            raise _unauthenticated("the token has expired")
+    subscriber = Subscriber.of(info)
+    principal, broker = subscriber.principal, subscriber.broker
 
     async def read(last: int, since: float) -> list[dict[str, Any]]:
         # A read of this subscriber's own (begun now, so after `since`): a thread's stream
         # has one watcher or a few, nothing worth sharing.
-        try:
-            async with db.transaction(principal.tenant_id, user_id=principal.user_id,
-                                      read_only=True) as tx:
-                return await chat.stream_after(tx.session, parsed, after_seq=last, limit=BATCH)
-        except UnknownCaller:
-            raise _unauthenticated("the token's user does not exist") from None
+        async with subscriber.as_caller() as tx:
+            return await chat.stream_after(tx.session, parsed, after_seq=last, limit=BATCH)
 
-    check()
+    subscriber.check()
     try:
-        async with db.transaction(principal.tenant_id, user_id=principal.user_id,
-                                  read_only=True) as tx:
+        async with subscriber.as_caller() as tx:
             start = await chat.stream_start(tx.session, thread_id)
-    except UnknownCaller:
-        raise _unauthenticated("the token's user does not exist") from None
     except NotFound:
         raise _not_found() from None
     if start is None:
@@ -66,6 +46,6 @@ async def chat_stream(info: Info, thread_id: str, after_seq: int | None
     first = start[1] if after_seq is None else max(after_seq, 0)
     async for item in follow(broker, chat.stream_topic(principal.tenant_id, parsed),
                              after_seq=first, read=read, seq_of=lambda d: int(d["seq"]),
-                             final=lambda d: bool(d["done"]), check=check, batch=BATCH,
+                             final=lambda d: bool(d["done"]), check=subscriber.check, batch=BATCH,
                              expires_at=principal.expires_at):
         yield {**item, "thread_id": parsed}

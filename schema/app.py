@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import uuid
 from collections import OrderedDict
@@ -13,7 +12,6 @@ from contextlib import aclosing, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import orjson
 from graphql import GraphQLError, GraphQLFormattedError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -46,7 +44,7 @@ from strawberry.types.execution import ExecutionResult, PreExecutionError
 
 from domain.auth import tokens
 from domain.live.broker import Broker
-from domain.shared import heap
+from domain.shared import heap, jsontext
 from domain.shared import repository as health
 from domain.shared.db import Database, UnknownCaller
 from domain.shared.migrate import head_revision
@@ -193,10 +191,7 @@ class StepwiseGraphQL(GraphQL[Context, None]):
     def encode_json(self, data: object) -> str:
         """Responses and WebSocket messages encoded by orjson (text: WebSocket messages go
         out as text frames); the standard library only for values orjson does not know."""
-        try:
-            return orjson.dumps(data).decode()
-        except TypeError:
-            return json.dumps(data, separators=(",", ":"))
+        return jsontext.dumps(data).decode()
 
     async def render_graphql_ide(self, request: Request) -> Response:
         return HTMLResponse(GRAPHIQL_PAGE)

@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-import orjson
 from graphql import (
     DocumentNode,
     GraphQLError,
@@ -20,7 +19,7 @@ from graphql import (
     visit,
 )
 
-from domain.shared.jsontext import exact_with_orjson
+from domain.shared import jsontext
 from domain.shared.limits import MAX_JSON_DEPTH as MAX_VALUE_DEPTH
 from domain.shared.limits import bad_text
 
@@ -74,13 +73,11 @@ def _string_literals(document: DocumentNode) -> list[StringValueNode]:
 
 
 def parse_body(raw: bytes) -> tuple[str | None, dict[str, Any] | None]:
-    """The POST body as a GraphQL request, or why it cannot be one (parsed once: orjson,
-    with the standard library's parser only to explain a body orjson refused)."""
-    if not exact_with_orjson(raw):  # integers orjson would round: the standard library
-        return _standard(raw)
+    """The POST body as a GraphQL request, or why it cannot be one (parsed once, by
+    domain.shared.jsontext; the standard library only to explain a refusal)."""
     try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+        body = jsontext.loads(raw)
+    except (ValueError, RecursionError):
         return _refused(raw), None
     if not isinstance(body, dict):
         return "the request body must be a JSON object with a query", None
@@ -90,16 +87,6 @@ def parse_body(raw: bytes) -> tuple[str | None, dict[str, Any] | None]:
 def body_problem(raw: bytes) -> str | None:
     """Why this POST body cannot be a GraphQL request, or None when it may be one."""
     return parse_body(raw)[0]
-
-
-def _standard(raw: bytes) -> tuple[str | None, dict[str, Any] | None]:
-    try:
-        body = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, RecursionError, ValueError):
-        return _refused(raw), None
-    if not isinstance(body, dict):
-        return "the request body must be a JSON object with a query", None
-    return request_problem(body), body
 
 
 def _refused(raw: bytes) -> str:
@@ -156,7 +143,15 @@ def request_problem(body: dict[str, Any], *, read_only: bool = False) -> str | N
     bad = bad_string_path(variables) or bad_string_path(query, "query")
     if bad is not None:
         return f"{bad}: NUL characters and lone surrogates are not accepted"
+    if len(query) > CACHED_DOCUMENT:  # checked each time, never kept in the cache
+        return _document_problem.__wrapped__(query, name, read_only)
     return _document_problem(query, name, read_only)
+
+
+# Documents up to this many characters have their checks cached (1,024 of them at most):
+# a client's documents are a few kB; a huge one (comments and whitespace cost no tokens)
+# must not pin its text in memory.
+CACHED_DOCUMENT = 16_384
 
 
 @lru_cache(maxsize=1024)

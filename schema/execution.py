@@ -30,7 +30,7 @@ from graphql import (
     Undefined,
 )
 from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
-from graphql.pyutils import Path
+from graphql.pyutils import Path, gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 # How a basic field is completed inline.
@@ -166,8 +166,6 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
 
     async def _gather(self, results: dict[str, Any], awaitable_fields: list[str]
                       ) -> dict[str, Any]:
-        from graphql.pyutils import gather_with_cancel
-
         if len(awaitable_fields) == 1:
             name = awaitable_fields[0]
             results[name] = await results[name]
@@ -281,8 +279,6 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
                             parent_type: GraphQLObjectType, path: Path | None,
                             response_name: str, field_details_list: FieldDetailsList
                             ) -> Any:
-        from graphql.pyutils import gather_with_cancel
-
         try:
             awaited = await gather_with_cancel(*(out[index] for index in pending))
         except Exception as raw_error:

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from strawberry.extensions import MaskErrors, SchemaExtension
 from strawberry.types.graphql import OperationType
 
+from domain.auth.tokens import Principal
 from domain.shared.db import Tx, UnknownCaller
 from domain.shared.models import from_row
 from domain.users.models import User
@@ -52,6 +53,20 @@ def _only_own_transactions(document: DocumentNode | None, name: str | None) -> b
     return bool(names) and names <= OWN_TRANSACTIONS
 
 
+async def enter(context: Context, principal: Principal, *, read_only: bool) -> Context:
+    """The operation's own context, in a new tenant transaction as the caller re-read now
+    (UnknownCaller if deleted): its role from the database, its own loaders, the caller's
+    row primed for `viewer` and authors. Both edges (this extension and schema.fast)."""
+    tx = await context.db.begin(principal.tenant_id, user_id=principal.user_id,
+                                read_only=read_only)
+    role = tx.actor.role if tx.actor else principal.role
+    operation_context = dataclasses.replace(
+        context, tx=tx, _loaders=None, principal=dataclasses.replace(principal, role=role))
+    if tx.user is not None:
+        operation_context.loaders.user.prime(tx.user["id"], from_row(User, tx.user))
+    return operation_context
+
+
 class TenantTransaction(SchemaExtension):
     """Runs each query or mutation in one tenant transaction (domain.shared.db), caller re-read.
 
@@ -73,21 +88,15 @@ class TenantTransaction(SchemaExtension):
         if principal.expired():
             raise unauthenticated(context, "the token has expired")
         try:
-            tx = await context.db.begin(principal.tenant_id, user_id=principal.user_id,
-                                        read_only=operation == OperationType.QUERY)
+            operation_context = await enter(context, principal,
+                                            read_only=operation == OperationType.QUERY)
         except UnknownCaller:
             raise unauthenticated(context, "the token's user does not exist") from None
         except Exception as exc:
             log.exception("could not open the tenant transaction [request %s]",
                           context.request_id)
             raise internal_error(context.request_id) from exc
-        operation_context = dataclasses.replace(
-            context, tx=tx, _loaders=None,
-            principal=dataclasses.replace(principal, role=tx.actor.role if tx.actor
-                                          else principal.role),
-        )
-        if tx.user is not None:  # `viewer` and authors reuse the caller's row
-            operation_context.loaders.user.prime(tx.user["id"], from_row(User, tx.user))
+        tx = operation_context.transaction
         self.execution_context.context = operation_context
         if operation == OperationType.MUTATION and _only_own_transactions(
                 self.execution_context.graphql_document,

@@ -21,13 +21,12 @@ its own errors. Both paths give the same JSON (tests/test_fast_path_differential
 
 from __future__ import annotations
 
-import dataclasses
 import logging
+import uuid
 from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
-import orjson
 from graphql import DocumentNode, ExecutionResult, GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -35,16 +34,15 @@ from strawberry.execution import optimized_is_awaitable
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 from strawberry.utils.await_maybe import await_maybe
-from strawberry.utils.operation import get_operation_type
 
 from domain.auth.tokens import Principal
+from domain.shared import jsontext
 from domain.shared.db import UnknownCaller
-from domain.shared.models import from_row
 from domain.shared.settings import Settings
-from domain.users.models import User
+from schema import edge
 from schema.context import Context
 from schema.execution import PlannedExecutor
-from schema.extensions import internal_error, mask_error
+from schema.extensions import enter, internal_error, mask_error
 
 log = logging.getLogger("stepwise.graphql")
 
@@ -66,6 +64,8 @@ class Prepared:
         return document
 
     def add(self, query: str, operation_name: str | None, document: DocumentNode) -> None:
+        if len(query) > edge.CACHED_DOCUMENT:
+            return  # a huge text (comments and whitespace cost no tokens) is not kept
         self._documents[(query, operation_name)] = document
         self._documents.move_to_end((query, operation_name))
         while len(self._documents) > self._maxsize:
@@ -102,25 +102,18 @@ class FastQueries:
         query: str = body["query"]
         operation_name: str | None = body.get("operationName")
         document = self.prepared.get(query, operation_name)
-        if document is None or principal.expired():
+        if document is None or principal.expired():  # (only queries are ever prepared)
             return None
-        if get_operation_type(document, operation_name) != OperationType.QUERY:
-            return None
-        request_id = request.headers.get("x-request-id") or _request_id()
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
         sub_response = Response()
         context = Context(request=request, response=sub_response, db=request.app.state.db,
                           settings=self.settings, request_id=request_id,
                           principal=principal)
         try:
-            tx = await context.db.begin(principal.tenant_id, user_id=principal.user_id,
-                                        read_only=True)
+            context = await enter(context, principal, read_only=True)
         except UnknownCaller:
             return None  # Strawberry's path answers 401 with its message
-        role = tx.actor.role if tx.actor else principal.role
-        context = dataclasses.replace(context, tx=tx,
-                                      principal=dataclasses.replace(principal, role=role))
-        if tx.user is not None:
-            context.loaders.user.prime(tx.user["id"], from_row(User, tx.user))
+        tx = context.transaction
         try:
             executor = PlannedExecutor.build(
                 self.schema, document, context_value=context,
@@ -153,7 +146,7 @@ class FastQueries:
         if result.errors:
             payload["errors"] = [mask_error(error, request_id).formatted
                                  for error in result.errors]
-        response = Response(_encode(payload), media_type="application/json")
+        response = Response(jsontext.dumps(payload), media_type="application/json")
         response.headers.raw.extend(
             (name, value) for name, value in sub_response.headers.raw
             if name not in (b"content-length", b"content-type"))
@@ -161,21 +154,6 @@ class FastQueries:
         if sub_response.status_code != 200:
             response.status_code = sub_response.status_code
         return response
-
-
-def _encode(payload: dict[str, Any]) -> bytes:
-    try:
-        return orjson.dumps(payload)
-    except TypeError:  # a value orjson does not know (Strawberry's encoder is json.dumps)
-        import json
-
-        return json.dumps(payload, separators=(",", ":")).encode()
-
-
-def _request_id() -> str:
-    import uuid
-
-    return uuid.uuid4().hex
 
 
 __all__ = ["FastQueries", "GraphQLError", "Prepared", "RecordPrepared"]

@@ -36,7 +36,7 @@ from domain.seeding import service as seeding
 from domain.shared.settings import PROJECT_ROOT, Settings
 from domain.tenants.onboarding import create_tenant_with_admin
 from domain.users.models import Role
-from scripts import benchlib
+from scripts import bench_runs, benchlib
 from scripts.bench_runs import CHOOSE, CREATE, START, Poller
 
 SEND = """mutation($input: SendChatMessageInput!) { sendChatMessage(input: $input) {
@@ -58,25 +58,6 @@ async def _gql(http: httpx.AsyncClient, query: str, **variables: Any) -> dict[st
         raise RuntimeError(body["errors"])
     data: dict[str, Any] = body["data"]
     return data
-
-
-def query_chain(key: str, steps: int) -> dict[str, Any]:
-    """task-1 -> query-1 -> task-2 -> ... -> task-(steps+1)."""
-    chain: list[dict[str, Any]] = []
-    for index in range(1, steps + 1):
-        chain.append({"id": f"task-{index}", "name": f"Task {index}", "type": "task",
-                      "chatBranches": [{"id": "go", "label": "Go", "type": "fixed",
-                                        "userPrompts": ["Go"], "response": "On.",
-                                        "next": f"query-{index}"}]})
-        chain.append({"id": f"query-{index}", "name": f"Query {index}", "type": "query",
-                      "execution": {"llmPrompt": "Top accounts by ARR"},
-                      "routing": {"defaultRoute": f"task-{index + 1}"}})
-    chain.append({"id": f"task-{steps + 1}", "name": "End", "type": "task",
-                  "chatBranches": [{"id": "done", "label": "Done", "type": "fixed",
-                                    "userPrompts": ["Done"], "response": "Done."}]})
-    return {"id": key, "name": key, "description": "bench_chat query chain",
-            "version": "1.0.0", "trigger": {"manualTriggers": ["csm"]},
-            "context": {"systemPrompt": "Be brief."}, "steps": chain}
 
 
 async def _fake_first_delta(fake_url: str, samples: int = 30) -> float:
@@ -178,8 +159,9 @@ async def _chat(http: httpx.AsyncClient, ws_url: str, token: str, customers: lis
 
 async def _queries(http: httpx.AsyncClient, owner: asyncpg.Connection, customer: str, *,
                    steps: int) -> list[float]:
+    config = bench_runs.chain("bench-query", steps, kind="query", prompt="Top accounts by ARR")
     created = await _gql(http, CREATE, input={"key": "bench-query", "name": "bench-query",
-                                              "config": query_chain("bench-query", steps)})
+                                              "config": config})
     if created["createWorkflow"]["errors"]:
         raise RuntimeError(created["createWorkflow"]["errors"])
     data = await _gql(http, START, input={"workflowKey": "bench-query", "customerId": customer})

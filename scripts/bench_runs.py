@@ -43,21 +43,23 @@ CREATE = """mutation($input: CreateWorkflowInput!) { createWorkflow(input: $inpu
   workflow { key } errors { code message path } } }"""
 
 
-def chain(key: str, pairs: int) -> dict[str, Any]:
-    """task-1 -> llm-1 -> task-2 -> ... -> task-(pairs+1), which ends the run."""
+def chain(key: str, pairs: int, *, kind: str = "llm",
+          prompt: str = "Next move for {{customer.name}}?") -> dict[str, Any]:
+    """task-1 -> <kind>-1 -> task-2 -> ... -> task-(pairs+1), which ends the run; `kind` is
+    a step type the worker runs (llm, query), with `prompt`."""
     steps: list[dict[str, Any]] = []
     for index in range(1, pairs + 1):
         steps.append({"id": f"task-{index}", "name": f"Task {index}", "type": "task",
                       "chatBranches": [{"id": "go", "label": "Go", "type": "fixed",
                                         "userPrompts": ["Go"], "response": "On we go.",
-                                        "next": f"llm-{index}"}]})
-        steps.append({"id": f"llm-{index}", "name": f"Think {index}", "type": "llm",
-                      "execution": {"llmPrompt": "Next move for {{customer.name}}?"},
+                                        "next": f"{kind}-{index}"}]})
+        steps.append({"id": f"{kind}-{index}", "name": f"Think {index}", "type": kind,
+                      "execution": {"llmPrompt": prompt},
                       "routing": {"defaultRoute": f"task-{index + 1}"}})
     steps.append({"id": f"task-{pairs + 1}", "name": "Wrap up", "type": "task",
                   "chatBranches": [{"id": "done", "label": "Done", "type": "fixed",
                                     "userPrompts": ["Done"], "response": "Finished."}]})
-    return {"id": key, "name": f"Bench {key}", "description": "bench_runs chain",
+    return {"id": key, "name": f"Bench {key}", "description": f"{kind} chain",
             "version": "1.0.0", "trigger": {"manualTriggers": ["csm"]},
             "context": {"systemPrompt": "Be brief."}, "steps": steps}
 

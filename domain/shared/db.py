@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -28,11 +27,10 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import asyncpg
-import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 
+from domain.shared import jsontext
 from domain.shared.actor import Actor, Role
-from domain.shared.jsontext import exact_with_orjson
 from domain.shared.settings import APP_ROLE
 
 log = logging.getLogger("stepwise.db")
@@ -59,7 +57,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     """
     return create_async_engine(
         url,
-        json_deserializer=_json_loads,
+        json_deserializer=jsontext.loads,  # JSON/JSONB columns
         pool_size=pool_size,
         max_overflow=0,
         pool_timeout=30,
@@ -67,14 +65,6 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         pool_reset_on_return=None,  # the Tx always ends its own transaction
         isolation_level="AUTOCOMMIT",
     )
-
-
-def _json_loads(text: str | bytes) -> Any:
-    """JSON and JSONB columns, decoded by orjson, except text with a number orjson would
-    round (it reads integers beyond 64 bits as floats) or refuse: the standard library's."""
-    if not exact_with_orjson(text):
-        return json.loads(text)
-    return orjson.loads(text)
 
 
 def _uuid_literal(value: UUID) -> str:
