@@ -161,13 +161,24 @@ async def test_every_contract_query_answers_as_the_reference(  # type: ignore[no
         http, reference, app, world) -> None:
     names = {name for name, _ in _cases(world)}
     assert names == _contract_queries()  # every query operation of the contract is exercised
+    compiled_cases = []
     for name, variables in _cases(world):
         body = {"query": contract_operation(name), "operationName": name,
                 "variables": variables}
+        before = app.state.fast.compiled_served
         reference_answer, first, fast = await _three(http, reference, app, body,
                                                      world.team.tenant.token)
         assert first == reference_answer, (name, variables)
         assert fast == reference_answer, (name, variables)
+        if app.state.fast.compiled_served > before:
+            compiled_cases.append((name, variables))
+    # The builder's reads are compiled (schema.compiled); their failing variables are not
+    # (the reference answers those), nor is anything the compiler does not cover.
+    assert {name for name, _ in compiled_cases} == {"Viewer", "WorkflowList", "WorkflowByKey",
+                                                     "Run"}
+    assert ("WorkflowList", {"after": "not a cursor"}) not in compiled_cases
+    assert ("WorkflowList", {"first": -1}) not in compiled_cases
+    assert len(compiled_cases) == 10, compiled_cases
 
 
 async def test_a_viewer_answers_as_the_reference(http, reference, app, world) -> None:  # type: ignore[no-untyped-def]
@@ -229,6 +240,24 @@ async def test_generated_documents_answer_as_the_reference(  # type: ignore[no-u
     signature = ", ".join(declared[name][0] for name in used)
     query = f"query G{f'({signature})' if used else ''} {{ {top} }} {' '.join(fragments)}"
     body = {"query": query, "variables": {name: value[1] for name, value in used.items()}}
+    before = app.state.fast.compiled_served
     answers = await _three(http, reference, app, body, world.team.tenant.token,
                            must_execute=True)
     assert answers[0] == answers[1] == answers[2], query
+    # Compiled whenever the selection stays within what the compiler covers (`versions` may
+    # be compiled too when a directive leaves it out).
+    if "versions" not in query and "versionByNumber" not in query:
+        assert app.state.fast.compiled_served > before, query
+
+
+async def test_what_the_compiler_does_not_cover_runs_on_graphql_core(  # type: ignore[no-untyped-def]
+        http, reference, app, world) -> None:
+    query = ("query V($flag: Boolean!) { workflow(key: \"diff-0\") { key "
+             "versions(first: 1) @skip(if: $flag) { totalCount } } }")
+    for flag, compiled in ((True, True), (False, False)):
+        before = app.state.fast.compiled_served
+        answers = await _three(http, reference, app, {"query": query,
+                                                      "variables": {"flag": flag}},
+                               world.team.tenant.token, must_execute=True)
+        assert answers[0] == answers[1] == answers[2]
+        assert (app.state.fast.compiled_served > before) == compiled, flag

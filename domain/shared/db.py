@@ -107,8 +107,11 @@ class TenantSession(AsyncSession):
         return await self.tx.serialised(lambda: AsyncSession.run_sync(self, *args, **kwargs))
 
 
-def tx_of(session: AsyncSession) -> Tx:
-    """The Tx a session belongs to (repositories reach the driver through it)."""
+def tx_of(session: AsyncSession | Tx) -> Tx:
+    """The Tx a session belongs to (repositories reach the driver through it). A Tx itself
+    is accepted too: reads that only use the driver need no ORM session (schema.compiled)."""
+    if isinstance(session, Tx):
+        return session
     tx = getattr(session, "tx", None)
     if not isinstance(tx, Tx):
         raise RuntimeError("this session was not opened by a tenant transaction")
