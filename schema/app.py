@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import aclosing, asynccontextmanager
@@ -200,7 +199,7 @@ class StepwiseGraphQL(GraphQL[Context, None]):
         return edge.decode_message(data)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request_id = edge.request_id(request.headers)
         if isinstance(response, Response):
             response.headers["X-Request-Id"] = request_id
         return Context(

@@ -3,7 +3,9 @@ before Strawberry: a 4xx JSON error (or a 4400 close) with a code, never a 500."
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
@@ -210,3 +212,13 @@ def decode_message(data: str | bytes) -> object:
 def _no_constant(name: str) -> object:
     raise json.JSONDecodeError(f"{name} is not JSON", name, 0)
 
+
+
+_PROCESS = os.urandom(8).hex()
+_SEQUENCE = itertools.count(1)
+
+
+def request_id(headers: Mapping[str, str]) -> str:
+    """The client's X-Request-Id, else a new one: this process's random prefix and a
+    sequence number (unique like a uuid4, a fraction of its cost on every request)."""
+    return headers.get("x-request-id") or f"{_PROCESS}{next(_SEQUENCE):016x}"

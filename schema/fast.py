@@ -22,7 +22,6 @@ its own errors. Both paths give the same JSON (tests/test_fast_path_differential
 from __future__ import annotations
 
 import logging
-import uuid
 from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
@@ -109,7 +108,7 @@ class FastQueries:
         document = self.prepared.get(query, operation_name)
         if document is None or principal.expired():  # (only queries are ever prepared)
             return None
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request_id = edge.request_id(request.headers)
         answered = await self._compiled(document, body, request, principal, request_id)
         if answered is not None:
             return answered
@@ -180,7 +179,8 @@ class FastQueries:
             return None
         try:
             tx = await request.app.state.db.begin(principal.tenant_id,
-                                                  user_id=principal.user_id, read_only=True)
+                                                  user_id=principal.user_id, read_only=True,
+                                                  solo=True)
         except UnknownCaller:
             return None
         try:

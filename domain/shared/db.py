@@ -122,8 +122,12 @@ class Tx:
     """One transaction on one connection: the ORM session, the driver, and who acts."""
 
     def __init__(self, connection: AsyncConnection, driver: asyncpg.Connection, *,
-                 listeners: list[StatementListener]) -> None:
+                 listeners: list[StatementListener], solo: bool = False) -> None:
         self.connection = connection
+        # solo: one coroutine uses this Tx, one statement after another (compiled reads), so
+        # statements skip the lock and its shielding task. A cancellation mid-statement then
+        # leaves the connection busy: ending the Tx marks it broken and it is invalidated.
+        self._solo = solo
         self.driver = driver
         self._session: TenantSession | None = None
         self.actor: Actor | None = None
@@ -156,6 +160,8 @@ class Tx:
     async def serialised(self, work: Callable[[], Awaitable[T]]) -> T:
         """Run one database call alone on this connection, to completion even if the caller
         is cancelled (the call finishes in the background, then the lock is released)."""
+        if self._solo:
+            return await self._direct(work)
         if self._holder is not None and asyncio.current_task() is self._holder:
             return await work()  # already inside a serialised call (nested ORM helpers)
         task = asyncio.ensure_future(self._alone(work))
@@ -319,13 +325,14 @@ class Database:
         self.listeners: list[StatementListener] = []  # tests count statements here
 
     async def begin(self, tenant_id: UUID | None, *, user_id: UUID | None = None,
-                    read_only: bool = False) -> Tx:
+                    read_only: bool = False, solo: bool = False) -> Tx:
         """An open Tx for the tenant (as the system, or as the user re-read now); the caller
-        must end it with `commit()` or `rollback()`. `transaction()` does that for you."""
+        must end it with `commit()` or `rollback()`. `transaction()` does that for you.
+        `solo`: the caller never runs two statements at once (see Tx)."""
         connection = await self.engine.connect()
         try:
             raw = await connection.get_raw_connection()
-            tx = Tx(connection, raw.driver_connection, listeners=self.listeners)
+            tx = Tx(connection, raw.driver_connection, listeners=self.listeners, solo=solo)
         except BaseException:
             await connection.close()
             raise
