@@ -58,7 +58,9 @@ from domain.notifications import service as notifications
 from domain.runs import service as runs
 from domain.shared.db import Tx
 from domain.shared.errors import DomainError
+from domain.shared.models import from_row
 from domain.tenants import repository as tenants
+from domain.tenants.models import Tenant as TenantModel
 from domain.users import repository as users
 from domain.users.models import User as UserModel
 from domain.workflows import service as workflows
@@ -148,8 +150,12 @@ def _grouped(rows: Sequence[Any], parents: list[Any], key: str) -> list[list[Any
 async def _user_tenant(request: Request, parents: list[Any], _: dict[str, Any]) -> list[Any]:
     from schema.users import Tenant
 
-    ids = list({parent._model.tenant_id for parent in parents})
-    found = {row.id: row for row in await tenants.get_many(request.reader, ids)}
+    found = {}
+    if request.tx.tenant is not None:  # read with the caller (domain.shared.db)
+        found[request.tx.tenant["id"]] = from_row(TenantModel, request.tx.tenant)
+    ids = list({parent._model.tenant_id for parent in parents} - found.keys())
+    if ids:
+        found.update((row.id, row) for row in await tenants.get_many(request.reader, ids))
     out = []
     for parent in parents:
         row = found.get(parent._model.tenant_id)

@@ -15,6 +15,7 @@ from strawberry.types.graphql import OperationType
 from domain.auth.tokens import Principal
 from domain.shared.db import Tx, UnknownCaller
 from domain.shared.models import from_row
+from domain.tenants.models import Tenant
 from domain.users.models import User
 from schema.context import Context, NotAuthenticated
 
@@ -64,6 +65,8 @@ async def enter(context: Context, principal: Principal, *, read_only: bool) -> C
         context, tx=tx, _loaders=None, principal=dataclasses.replace(principal, role=role))
     if tx.user is not None:
         operation_context.loaders.user.prime(tx.user["id"], from_row(User, tx.user))
+    if tx.tenant is not None:
+        operation_context.loaders.tenant.prime(tx.tenant["id"], from_row(Tenant, tx.tenant))
     return operation_context
 
 

@@ -37,9 +37,16 @@ log = logging.getLogger("stepwise.db")
 T = TypeVar("T")
 StatementListener = Callable[[str], None]
 
-# Sets the tenant and re-reads the caller as stored now, in one statement (migration 0004).
-_ENTER = ("SELECT tenant_id, id, email, name, role, manager_id, created_at "
-          "FROM stepwise_enter($1, $2)")
+# Sets the tenant and re-reads the caller as stored now, in one statement (migration 0004),
+# with the caller's tenant row. The tenant is read in a LATERAL subquery of the function's
+# row, so it runs after the function set the tenant (RLS sees it); were it ever read first,
+# RLS would hide the row and `Tx.tenant` would stay None (callers then read it themselves).
+_ENTER = ("SELECT e.tenant_id, e.id, e.email, e.name, e.role, e.manager_id, e.created_at, "
+          "t.name AS tenant_name, t.time_zone AS tenant_time_zone, "
+          "t.created_at AS tenant_created_at FROM stepwise_enter($1, $2) e "
+          "LEFT JOIN LATERAL (SELECT name, time_zone, created_at FROM tenants "
+          "WHERE id = e.tenant_id) t ON true")
+_USER_COLUMNS = ("tenant_id", "id", "email", "name", "role", "manager_id", "created_at")
 # Connection-level failures: the connection is unusable and must leave the pool.
 _BROKEN = (asyncpg.exceptions.ConnectionDoesNotExistError, asyncpg.exceptions.InterfaceError,
            asyncpg.exceptions.InternalClientError, ConnectionError, OSError)
@@ -132,6 +139,7 @@ class Tx:
         self._session: TenantSession | None = None
         self.actor: Actor | None = None
         self.user: Mapping[str, Any] | None = None  # the caller's row, as re-read
+        self.tenant: Mapping[str, Any] | None = None  # the caller's tenant row, read with it
         self._listeners = listeners
         self._lock = asyncio.Lock()
         self._holder: asyncio.Task[Any] | None = None
@@ -245,7 +253,11 @@ class Tx:
         row = await self._direct(lambda: self.driver.fetchrow(_ENTER, tenant_id, user_id))
         if row is None:
             raise UnknownCaller(str(user_id))
-        self.user = dict(row)
+        self.user = {column: row[column] for column in _USER_COLUMNS}
+        if row["tenant_name"] is not None:
+            self.tenant = {"id": row["tenant_id"], "name": row["tenant_name"],
+                           "time_zone": row["tenant_time_zone"],
+                           "created_at": row["tenant_created_at"]}
         self.actor = Actor(tenant_id=tenant_id, user_id=user_id, role=Role(row["role"]))
 
     async def act_for(self, tenant_id: UUID) -> None:
