@@ -26,6 +26,7 @@ import inspect
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, cast
 from uuid import UUID
 
@@ -33,13 +34,16 @@ from graphql import (
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
+    GraphQLBoolean,
     GraphQLField,
+    GraphQLID,
     GraphQLLeafType,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLSchema,
+    GraphQLString,
     OperationDefinitionNode,
     Undefined,
 )
@@ -86,6 +90,7 @@ class FieldPlan:
     item_non_null: bool = False  # lists: are items non-null
     read: Callable[..., Any] | None = None  # basic fields: the field's default resolver
     serialize: Callable[[Any], Any] | None = None  # leaves
+    passthrough: type | None = None  # leaves: values of this type are their own output
     load: Resolved | None = None  # resolver fields
     node: FieldNode | None = None  # resolver fields with arguments
     definition: GraphQLField | None = None
@@ -349,6 +354,23 @@ def _basic(definition: GraphQLField) -> bool:
             and not inspect.iscoroutinefunction(resolve))
 
 
+def _reader(definition: GraphQLField) -> Callable[[Any], Any]:
+    """A basic field's value: what its default resolver returns (Strawberry's default is
+    `getattr(source, python_name)`: then the attribute is read directly)."""
+    strawberry_field = (definition.extensions or {}).get("strawberry-definition")
+    if (strawberry_field is not None and strawberry_field.default_resolver is getattr
+            and strawberry_field.base_resolver is None):
+        return attrgetter(strawberry_field.python_name)
+    resolve = definition.resolve
+    assert resolve is not None
+    return lambda source: resolve(source, None)
+
+
+# Leaves whose serialiser returns a value of this exact type unchanged (graphql-core's
+# serialize_string, serialize_id and serialize_boolean): copied without the call.
+_PASSTHROUGH: dict[Any, type] = {GraphQLString: str, GraphQLID: str, GraphQLBoolean: bool}
+
+
 class Compiler:
     """Turns (document, operation, variables) into a `Compiled`, cached per shape."""
 
@@ -428,7 +450,7 @@ class Compiler:
                 raise NotCompiled(f"{type_.name}.{name}")
             inner, non_null = _unwrap(definition.type)
             entry = FieldPlan(key, LEAF, non_null=non_null, load=resolved,
-                              read=None if resolved else definition.resolve,
+                              read=None if resolved else _reader(definition),
                               node=node, definition=definition)
             if isinstance(inner, GraphQLList):
                 item, entry.item_non_null = _unwrap(inner.of_type)
@@ -438,6 +460,7 @@ class Compiler:
                     raise NotCompiled("nested lists")
             if isinstance(inner, GraphQLLeafType):
                 entry.serialize = inner.serialize
+                entry.passthrough = _PASSTHROUGH.get(inner)
             elif isinstance(inner, GraphQLObjectType) and inner.is_type_of is None:
                 entry.kind = OBJECT_LIST if entry.kind == LEAF_LIST else OBJECT
                 entry.plan = self._object(inner, field_details, fragments, variables,
@@ -491,14 +514,15 @@ async def complete(plan: ObjectPlan, parents: list[Any], request: Request) -> li
             continue
         read = entry.read
         assert read is not None
-        read_values = [read(parent, None) for parent in parents]
+        read_values = [read(parent) for parent in parents]
         if kind in (OBJECT, OBJECT_LIST):
             for out in outs:
                 out[key] = None
             later.append((entry, read_values))
             continue
+        passthrough = entry.passthrough if kind == LEAF else None
         for out, value in zip(outs, read_values, strict=True):
-            out[key] = _value(entry, value)
+            out[key] = value if value.__class__ is passthrough else _value(entry, value)
     for entry, values in later:
         if values is None:
             assert entry.load is not None

@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar
 from uuid import UUID
 
+import orjson
+
 from domain.shared.errors import DomainError
 from domain.shared.limits import bad_text
 
@@ -40,7 +42,7 @@ class Page(Generic[T]):
 
 
 def encode_cursor(values: list[Any]) -> str:
-    raw = json.dumps(values, separators=(",", ":"), default=str).encode()
+    raw = orjson.dumps(values, default=str)  # compact JSON, UTF-8 (decode reads either)
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
