@@ -261,3 +261,32 @@ async def test_what_the_compiler_does_not_cover_runs_on_graphql_core(  # type: i
                                world.team.tenant.token, must_execute=True)
         assert answers[0] == answers[1] == answers[2]
         assert (app.state.fast.compiled_served > before) == compiled, flag
+
+
+async def test_a_compiled_viewer_is_one_statement_and_other_reads_run_in_a_transaction(  # type: ignore[no-untyped-def]
+        http, app, world) -> None:
+    headers = {"Authorization": f"Bearer {world.team.tenant.token}"}
+    sent: list[str] = []
+    for name, variables in (("Viewer", {}), ("WorkflowList", {"first": 2})):
+        body = {"query": contract_operation(name), "operationName": name,
+                "variables": variables}
+        assert (await http.post("/graphql", json=body, headers=headers)).status_code == 200
+        before = app.state.fast.compiled_served
+        app.state.db.listeners.append(sent.append)
+        try:
+            response = await http.post("/graphql", json=body, headers=headers)
+        finally:
+            app.state.db.listeners.remove(sent.append)
+        assert response.status_code == 200
+        assert "errors" not in response.json()
+        assert app.state.fast.compiled_served == before + 1
+        if name == "Viewer":
+            # the caller's re-read (with the tenant) answers it: no BEGIN, no COMMIT
+            assert len(sent) == 1, sent
+            assert "stepwise_enter" in sent[0], sent
+        else:
+            assert "stepwise_enter" in sent[0], sent
+            assert sent[1].startswith("BEGIN READ ONLY; SELECT set_config('app.tenant_id'")
+            assert len(sent) == 4, sent
+            assert sent[3] == "COMMIT", sent
+        sent.clear()

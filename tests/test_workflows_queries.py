@@ -34,7 +34,7 @@ query HeavyList($first: Int) {
 
 
 # Every operation first checks the caller still exists and reads their current role.
-CALLER = "SELECT e.tenant_id, e.id, e.email, e.name, e.role, e.manager_id, e.created_at, "  # the re-read
+CALLER = "SELECT e.tenant_id, e.id, e.email, e.name, e.role, e.manager_id, e.created_at, "
 
 
 async def tenant_with(settings: Any, count: int) -> TenantHandle:

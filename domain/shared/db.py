@@ -135,6 +135,7 @@ class Tx:
         # statements skip the lock and its shielding task. A cancellation mid-statement then
         # leaves the connection busy: ending the Tx marks it broken and it is invalidated.
         self._solo = solo
+        self._deferred: str | None = None  # solo reads: BEGIN, sent before the next statement
         self.driver = driver
         self._session: TenantSession | None = None
         self.actor: Actor | None = None
@@ -169,6 +170,8 @@ class Tx:
         """Run one database call alone on this connection, to completion even if the caller
         is cancelled (the call finishes in the background, then the lock is released)."""
         if self._solo:
+            if self._deferred is not None:
+                await self._begin_deferred()
             return await self._direct(work)
         if self._holder is not None and asyncio.current_task() is self._holder:
             return await work()  # already inside a serialised call (nested ORM helpers)
@@ -178,6 +181,15 @@ class Tx:
         except asyncio.CancelledError:
             task.add_done_callback(_settle)
             raise
+
+    async def _begin_deferred(self) -> None:
+        """A solo read's BEGIN with the tenant, before its first statement after the caller's
+        re-read (see `open`)."""
+        begin, self._deferred = self._deferred, None
+        if begin is not None:
+            self._notify(begin)
+            await self._direct(lambda: self.driver.execute(begin))
+            self._open = True
 
     async def _alone(self, work: Callable[[], Awaitable[T]]) -> T:
         async with self._lock:
@@ -212,20 +224,28 @@ class Tx:
 
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         await self._autoflush()
+        if self._deferred is not None:
+            await self._begin_deferred()
         self._notify(sql)
         return await self.serialised(lambda: self.driver.fetch(sql, *args))
 
     async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
         await self._autoflush()
+        if self._deferred is not None:
+            await self._begin_deferred()
         self._notify(sql)
         return await self.serialised(lambda: self.driver.fetchrow(sql, *args))
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
         await self._autoflush()
+        if self._deferred is not None:
+            await self._begin_deferred()
         self._notify(sql)
         return await self.serialised(lambda: self.driver.fetchval(sql, *args))
 
     async def execute(self, sql: str, *args: Any) -> str:
+        if self._deferred is not None:
+            await self._begin_deferred()
         self._notify(sql)
         return await self.serialised(lambda: self.driver.execute(sql, *args))
 
@@ -236,9 +256,18 @@ class Tx:
         """BEGIN, then act for the tenant: as the system (one round trip) or as a user whose
         row is re-read (UnknownCaller if it no longer exists)."""
         begin = "BEGIN READ ONLY" if read_only else "BEGIN"
-        if tenant_id is not None and user_id is None:
+        if tenant_id is not None and (user_id is None or (self._solo and read_only)):
             begin += (f"; SELECT set_config('app.tenant_id', '{_uuid_literal(tenant_id)}', "
                       "true)")
+        if self._solo and read_only and tenant_id is not None and user_id is not None:
+            # A solo read re-reads the caller first, in the statement's own implicit
+            # transaction (the tenant it sets ends with it), and sends BEGIN with the tenant
+            # only before its first other statement: a read answered by the caller's row
+            # alone (viewer) is one round trip. Under READ COMMITTED every statement takes
+            # its own snapshot anyway, so nothing is read less consistently.
+            await self._enter(tenant_id, user_id)
+            self._deferred = begin
+            return
         # Straight to the driver: nobody else holds this Tx yet, and a cancelled opening ends
         # in rollback() below, which invalidates a connection left inside a transaction.
         self._notify(begin)
@@ -249,6 +278,9 @@ class Tx:
         if user_id is None:
             self.actor = Actor.system(tenant_id)
             return
+        await self._enter(tenant_id, user_id)
+
+    async def _enter(self, tenant_id: UUID, user_id: UUID) -> None:
         self._notify(_ENTER)
         row = await self._direct(lambda: self.driver.fetchrow(_ENTER, tenant_id, user_id))
         if row is None:
