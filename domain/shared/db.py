@@ -375,7 +375,10 @@ class Database:
         `solo`: the caller never runs two statements at once (see Tx)."""
         connection = await self.engine.connect()
         try:
-            raw = await connection.get_raw_connection()
+            # The pooled connection was just checked out (start()): reading it does no IO,
+            # so no greenlet hop (`get_raw_connection` would take one).
+            raw = connection.sync_connection.connection if connection.sync_connection \
+                else await connection.get_raw_connection()
             tx = Tx(connection, raw.driver_connection, listeners=self.listeners, solo=solo)
         except BaseException:
             await connection.close()
