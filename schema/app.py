@@ -337,8 +337,8 @@ async def readyz(request: Request) -> Response:
     db: Database = request.app.state.db
     expected = request.app.state.head_revision
     try:
-        async with db.engine.connect() as connection:
-            current = await health.migration_revision(connection)
+        async with db.transaction(None, read_only=True) as tx:
+            current = await health.migration_revision(tx.connection)
     except Exception:
         log.exception("readiness check failed")
         return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)

@@ -87,10 +87,9 @@ class TestEnding:
         tenant = await make_tenant(settings)
         async with db.transaction(tenant.id):
             pass
-        async with db.engine.connect() as connection:
-            raw = await connection.get_raw_connection()
-            setting = await raw.driver_connection.fetchval(
-                "SELECT current_setting('app.tenant_id', true)")
+        async with db.transaction(None, read_only=True) as tx:
+            # (the same pooled connection: the last one given back is the next one taken)
+            setting = await tx.fetchval("SELECT current_setting('app.tenant_id', true)")
         assert setting in (None, "")
 
     async def test_a_savepoint_undoes_its_own_writes_only(self, db, settings) -> None:

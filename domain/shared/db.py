@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -129,8 +130,10 @@ class Tx:
     """One transaction on one connection: the ORM session, the driver, and who acts."""
 
     def __init__(self, connection: AsyncConnection, driver: asyncpg.Connection, *,
-                 listeners: list[StatementListener], solo: bool = False) -> None:
+                 listeners: list[StatementListener], solo: bool = False,
+                 give_back: Callable[[bool], Awaitable[None]] | None = None) -> None:
         self.connection = connection
+        self._give_back = give_back  # returns the connection to its Database (or None: close)
         # solo: one coroutine uses this Tx, one statement after another (compiled reads), so
         # statements skip the lock and its shielding task. A cancellation mid-statement then
         # leaves the connection busy: ending the Tx marks it broken and it is invalidated.
@@ -205,7 +208,8 @@ class Tx:
     async def _direct(self, work: Callable[[], Awaitable[T]]) -> T:
         try:
             return await work()
-        except _BROKEN:
+        except (*_BROKEN, asyncio.CancelledError):
+            # (cancelled: the statement may still be running; the connection is not reused)
             self._broken = True
             raise
 
@@ -350,10 +354,14 @@ class Tx:
             if self._session is not None:
                 await self._session.close()
         finally:
-            if self._broken or self.driver.is_in_transaction():
-                # Never hand a connection in an unknown state to the next caller.
-                await self.connection.invalidate()
-            await self.connection.close()
+            # Never hand a connection in an unknown state to the next caller.
+            broken = self._broken or self.driver.is_in_transaction()
+            if self._give_back is not None:
+                await self._give_back(broken)
+            else:
+                if broken:
+                    await self.connection.invalidate()
+                await self.connection.close()
 
 
 def _settle(task: asyncio.Task[Any]) -> None:
@@ -361,27 +369,66 @@ def _settle(task: asyncio.Task[Any]) -> None:
         task.exception()  # retrieved: an abandoned call's failure is not "never retrieved"
 
 
+RECYCLE_SECONDS = 1800.0  # a connection older than this is closed when given back
+
+
 class Database:
-    """The app-role engine (RLS-bound): the pool every tenant transaction draws from."""
+    """The app-role engine (RLS-bound): the pool every tenant transaction draws from.
+
+    Connections stay checked out of the engine's pool between transactions, at most
+    `pool_size` of them: a Tx takes an idle one (no pool checkout and check-in, no greenlet
+    hop on either), gives it back when it ends, and a broken one is invalidated and replaced
+    on demand. The engine keeps two connections more for everything else (readiness).
+    """
 
     def __init__(self, app_url: str, *, pool_size: int = 10) -> None:
-        self.engine = make_engine(app_url, pool_size=pool_size)
+        self.engine = make_engine(app_url, pool_size=pool_size + 2)
         self.listeners: list[StatementListener] = []  # tests count statements here
+        self._idle: list[tuple[AsyncConnection, float]] = []  # most recently used last
+        self._slots = asyncio.Semaphore(pool_size)
+
+    async def _take(self) -> tuple[AsyncConnection, float]:
+        await self._slots.acquire()
+        try:
+            while self._idle:
+                connection, born = self._idle.pop()
+                if time.monotonic() - born < RECYCLE_SECONDS and not connection.invalidated:
+                    return connection, born
+                await connection.close()
+            return await self.engine.connect(), time.monotonic()
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def _returner(self, connection: AsyncConnection, born: float
+                  ) -> Callable[[bool], Awaitable[None]]:
+        async def give_back(broken: bool) -> None:
+            try:
+                if broken:
+                    await connection.invalidate()
+                    await connection.close()
+                else:
+                    self._idle.append((connection, born))
+            finally:
+                self._slots.release()
+        return give_back
 
     async def begin(self, tenant_id: UUID | None, *, user_id: UUID | None = None,
                     read_only: bool = False, solo: bool = False) -> Tx:
         """An open Tx for the tenant (as the system, or as the user re-read now); the caller
         must end it with `commit()` or `rollback()`. `transaction()` does that for you.
         `solo`: the caller never runs two statements at once (see Tx)."""
-        connection = await self.engine.connect()
+        connection, born = await self._take()
+        give_back = self._returner(connection, born)
         try:
-            # The pooled connection was just checked out (start()): reading it does no IO,
-            # so no greenlet hop (`get_raw_connection` would take one).
+            # A checked-out connection: reading it does no IO, so no greenlet hop
+            # (`get_raw_connection` would take one).
             raw = connection.sync_connection.connection if connection.sync_connection \
                 else await connection.get_raw_connection()
-            tx = Tx(connection, raw.driver_connection, listeners=self.listeners, solo=solo)
+            tx = Tx(connection, raw.driver_connection, listeners=self.listeners, solo=solo,
+                    give_back=give_back)
         except BaseException:
-            await connection.close()
+            await give_back(True)
             raise
         try:
             await tx.open(tenant_id, user_id=user_id, read_only=read_only)
@@ -391,7 +438,7 @@ class Database:
         return tx
 
     @asynccontextmanager
-    async def transaction(self, tenant_id: UUID, *, user_id: UUID | None = None,
+    async def transaction(self, tenant_id: UUID | None, *, user_id: UUID | None = None,
                           read_only: bool = False) -> AsyncIterator[Tx]:
         """Committed if the block succeeds, rolled back if it raises."""
         tx = await self.begin(tenant_id, user_id=user_id, read_only=read_only)
@@ -403,6 +450,9 @@ class Database:
         await tx.commit()
 
     async def dispose(self) -> None:
+        idle, self._idle = self._idle, []
+        for connection, _ in idle:
+            await connection.close()
         await self.engine.dispose()
 
 
