@@ -77,7 +77,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
 
 def _uuid_literal(value: UUID) -> str:
     # Only a real UUID becomes SQL text (hex digits and dashes): nothing can break out.
-    return str(UUID(str(value)))
+    return str(value if value.__class__ is UUID else UUID(str(value)))
 
 
 class TenantSession(AsyncSession):
