@@ -89,6 +89,7 @@ class FieldPlan:
     non_null: bool = False
     item_non_null: bool = False  # lists: are items non-null
     read: Callable[..., Any] | None = None  # basic fields: the field's default resolver
+    attribute: str | None = None  # basic fields read as this attribute of the object
     serialize: Callable[[Any], Any] | None = None  # leaves
     passthrough: type | None = None  # leaves: values of this type are their own output
     load: Resolved | None = None  # resolver fields
@@ -102,6 +103,46 @@ class FieldPlan:
 class ObjectPlan:
     type_name: str
     fields: list[FieldPlan] = field(default_factory=list)
+    # One parent's object with every leaf in place and None where a nested field goes
+    # (generated Python, see `_builder`), and the nested fields, in selection order.
+    build: Callable[[Any], dict[str, Any]] | None = None
+    nested: list[FieldPlan] = field(default_factory=list)
+
+
+def _builder(plan: ObjectPlan) -> Callable[[Any], dict[str, Any]]:
+    """Python source for one parent's object, compiled once per plan: each leaf read as its
+    attribute (or by its resolver), copied if of its passthrough type, else serialised by
+    `_value` (nulls, lists and serialisers exactly as for any leaf). Only names the parser
+    and the schema vouch for reach the source: response keys (GraphQL names, as repr),
+    type names, and attributes that are Python identifiers; values stay in `names`."""
+    names: dict[str, Any] = {"_value": _value}
+    reads: list[str] = []
+    items: list[str] = []
+    for index, entry in enumerate(plan.fields):
+        key = repr(entry.key)
+        if entry.kind == TYPENAME:
+            items.append(f"{key}: {entry.constant!r}")
+            continue
+        if entry.load is not None or entry.kind in (OBJECT, OBJECT_LIST):
+            items.append(f"{key}: None")
+            continue
+        names[f"E{index}"] = entry
+        if entry.attribute is not None and entry.attribute.isidentifier():
+            reads.append(f"    v{index} = parent.{entry.attribute}")
+        else:
+            names[f"R{index}"] = entry.read
+            reads.append(f"    v{index} = R{index}(parent)")
+        if entry.kind == LEAF and entry.passthrough is not None:
+            names[f"P{index}"] = entry.passthrough
+            items.append(f"{key}: v{index} if v{index}.__class__ is P{index} "
+                         f"else _value(E{index}, v{index})")
+        else:
+            items.append(f"{key}: _value(E{index}, v{index})")
+    source = "def build(parent):\n" + "".join(line + "\n" for line in reads) + \
+        "    return {" + ", ".join(items) + "}\n"
+    exec(compile(source, f"<compiled {plan.type_name}>", "exec"), names)  # noqa: S102
+    built: Callable[[Any], dict[str, Any]] = names["build"]
+    return built
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,13 +395,22 @@ def _basic(definition: GraphQLField) -> bool:
             and not inspect.iscoroutinefunction(resolve))
 
 
-def _reader(definition: GraphQLField) -> Callable[[Any], Any]:
-    """A basic field's value: what its default resolver returns (Strawberry's default is
-    `getattr(source, python_name)`: then the attribute is read directly)."""
+def _attribute_of(definition: GraphQLField) -> str | None:
+    """The attribute a basic field reads, where Strawberry's default resolver is
+    `getattr(source, python_name)` (its default)."""
     strawberry_field = (definition.extensions or {}).get("strawberry-definition")
     if (strawberry_field is not None and strawberry_field.default_resolver is getattr
             and strawberry_field.base_resolver is None):
-        return attrgetter(strawberry_field.python_name)
+        name: str = strawberry_field.python_name
+        return name
+    return None
+
+
+def _reader(definition: GraphQLField) -> Callable[[Any], Any]:
+    """A basic field's value: what its default resolver returns."""
+    attribute = _attribute_of(definition)
+    if attribute is not None:
+        return attrgetter(attribute)
     resolve = definition.resolve
     assert resolve is not None
     return lambda source: resolve(source, None)
@@ -451,6 +501,7 @@ class Compiler:
             inner, non_null = _unwrap(definition.type)
             entry = FieldPlan(key, LEAF, non_null=non_null, load=resolved,
                               read=None if resolved else _reader(definition),
+                              attribute=None if resolved else _attribute_of(definition),
                               node=node, definition=definition)
             if isinstance(inner, GraphQLList):
                 item, entry.item_non_null = _unwrap(inner.of_type)
@@ -468,6 +519,9 @@ class Compiler:
             else:
                 raise NotCompiled(f"{type_.name}.{name}: abstract")
             plan.fields.append(entry)
+        plan.nested = [entry for entry in plan.fields
+                       if entry.load is not None or entry.kind in (OBJECT, OBJECT_LIST)]
+        plan.build = _builder(plan)
         return plan
 
 
@@ -498,34 +552,15 @@ def _leaf(value: Any, serialize: Callable[[Any], Any]) -> Any:
 
 async def complete(plan: ObjectPlan, parents: list[Any], request: Request) -> list[dict[str, Any]]:
     """Each parent's completed object, breadth first: one batch per nested field."""
-    outs: list[dict[str, Any]] = [{} for _ in parents]
-    later: list[tuple[FieldPlan, list[Any] | None]] = []
-    for entry in plan.fields:
-        key = entry.key
-        kind = entry.kind
-        if kind == TYPENAME:
-            for out in outs:
-                out[key] = entry.constant
-            continue
-        if entry.load is not None:
-            for out in outs:
-                out[key] = None  # the place, in selection order; filled below
-            later.append((entry, None))
-            continue
-        read = entry.read
-        assert read is not None
-        read_values = [read(parent) for parent in parents]
-        if kind in (OBJECT, OBJECT_LIST):
-            for out in outs:
-                out[key] = None
-            later.append((entry, read_values))
-            continue
-        passthrough = entry.passthrough if kind == LEAF else None
-        for out, value in zip(outs, read_values, strict=True):
-            out[key] = value if value.__class__ is passthrough else _value(entry, value)
-    for entry, values in later:
-        if values is None:
-            assert entry.load is not None
+    build = plan.build
+    assert build is not None
+    outs = [build(parent) for parent in parents]
+    for entry in plan.nested:
+        if entry.load is None:
+            read = entry.read
+            assert read is not None
+            values = [read(parent) for parent in parents]
+        else:
             args = (get_argument_values(entry.definition, entry.node,  # type: ignore[arg-type]
                                         request.variables)
                     if entry.load.arguments else {})
