@@ -145,7 +145,7 @@ def _builder(plan: ObjectPlan) -> Callable[[Any], dict[str, Any]]:
     return built
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Request:
     """What one execution shares: the transaction, the caller, the variables."""
 
@@ -153,6 +153,8 @@ class Request:
     user: UserModel
     variables: VariableValues
     users: dict[UUID, UserModel]  # users already at hand (the caller, authors read with rows)
+    # what a root read beside its object for a resolver field: (field, parent id) -> value
+    prefetched: dict[tuple[str, UUID], Any] = field(default_factory=dict)
 
     @property
     def reader(self) -> AsyncSession:
@@ -235,9 +237,21 @@ async def _workflow_config(request: Request, parents: list[Any], _: dict[str, An
     return out
 
 
+_NOTHING = object()
+
+
+def _prefetched(request: Request, name: str, parents: list[Any]) -> list[Any] | None:
+    """The values the root read for every parent, or None (then the loader queries)."""
+    found = [request.prefetched.get((name, parent._row.id), _NOTHING) for parent in parents]
+    return None if any(value is _NOTHING for value in found) else found
+
+
 async def _run_workflow(request: Request, parents: list[Any], _: dict[str, Any]) -> list[Any]:
     from schema.workflows import Workflow
 
+    ready = _prefetched(request, "workflow", parents)
+    if ready is not None:
+        return [Workflow.of(row) if row else None for row in ready]
     ids = list({parent._row.workflow_id for parent in parents})
     found = {row.id: row for row in await workflows.get_many(request.reader, ids)}
     return [Workflow.of(row) if (row := found.get(p._row.workflow_id)) else None
@@ -247,6 +261,9 @@ async def _run_workflow(request: Request, parents: list[Any], _: dict[str, Any])
 async def _run_customer(request: Request, parents: list[Any], _: dict[str, Any]) -> list[Any]:
     from schema.customers import Customer
 
+    ready = _prefetched(request, "customer", parents)
+    if ready is not None:
+        return [Customer.of(row) if row else None for row in ready]
     ids = list({parent._row.customer_id for parent in parents})
     found = {row.id: row for row in await customers.get_many(request.reader, ids)}
     return [Customer.of(row) if (row := found.get(p._row.customer_id)) else None
@@ -256,6 +273,9 @@ async def _run_customer(request: Request, parents: list[Any], _: dict[str, Any])
 async def _run_steps(request: Request, parents: list[Any], _: dict[str, Any]) -> list[Any]:
     from schema.runs import RunStep
 
+    ready = _prefetched(request, "steps", parents)
+    if ready is not None:
+        return [[RunStep.of(row) for row in rows] for rows in ready]
     rows = await runs.steps_of(request.reader, [p._row.id for p in parents])
     return [[RunStep.of(row) for row in group] for group in _grouped(rows, parents, "run_id")]
 
@@ -264,6 +284,9 @@ async def _run_events(request: Request, parents: list[Any], args: dict[str, Any]
                       ) -> list[Any]:
     from schema.runs import RunEvent
 
+    ready = _prefetched(request, "events", parents)
+    if ready is not None:
+        return [[RunEvent.of(row) for row in rows] for rows in ready]
     out = []
     for parent in parents:  # as the reference: one query per run
         rows = await runs.events(request.reader, parent._row.id,
@@ -277,6 +300,9 @@ async def _run_notifications(request: Request, parents: list[Any], _: dict[str, 
                              ) -> list[Any]:
     from schema.runs import RunNotification
 
+    ready = _prefetched(request, "notifications", parents)
+    if ready is not None:
+        return [[RunNotification.of(row) for row in rows] for rows in ready]
     rows = await notifications.for_runs(request.reader, [p._row.id for p in parents])
     return [[RunNotification.of(row) for row in group]
             for group in _grouped(rows, parents, "run_id")]
@@ -296,7 +322,7 @@ RESOLVED: dict[tuple[str, str], Resolved] = {
 
 # Roots: the reference's root resolvers, returning the same Strawberry objects.
 
-async def _viewer(request: Request, args: dict[str, Any]) -> Any:
+async def _viewer(request: Request, args: dict[str, Any], _: ObjectPlan) -> Any:
     from schema.users import User
 
     return User.of(request.user)
@@ -306,7 +332,7 @@ _FILTER_FIELDS = {"search": "search", "tags": "tags", "isCore": "is_core",
                   "isTemplate": "is_template", "includeDeleted": "include_deleted"}
 
 
-async def _workflows(request: Request, args: dict[str, Any]) -> Any:
+async def _workflows(request: Request, args: dict[str, Any], _: ObjectPlan) -> Any:
     from schema.relay import Connection
     from schema.workflows import Workflow, WorkflowFilter
 
@@ -321,7 +347,7 @@ async def _workflows(request: Request, args: dict[str, Any]) -> Any:
     return Connection.of(page, Workflow.of)
 
 
-async def _workflow(request: Request, args: dict[str, Any]) -> Any:
+async def _workflow(request: Request, args: dict[str, Any], _: ObjectPlan) -> Any:
     from schema.workflows import Workflow
 
     if args.get("id") is not None:
@@ -342,14 +368,38 @@ async def _workflow(request: Request, args: dict[str, Any]) -> Any:
     return Workflow.of(row)
 
 
-async def _run(request: Request, args: dict[str, Any]) -> Any:
+_RUN_PARTS = ("steps", "events", "notifications", "workflow", "customer")
+
+
+async def _run(request: Request, args: dict[str, Any], plan: ObjectPlan) -> Any:
+    """The run, and the parts its selection shows (each asked for once), in one statement."""
     from schema.runs import Run
 
-    found = await runs.get(request.reader, args["id"])
-    return Run.of(found) if found else None
+    asked: dict[str, FieldPlan] = {}
+    repeated = set()
+    for entry in plan.nested:
+        name = entry.node.name.value if entry.node else ""
+        if name in asked:
+            repeated.add(name)
+        asked[name] = entry
+    wanted = {name: entry for name, entry in asked.items()
+              if name in _RUN_PARTS and name not in repeated}
+    events = None
+    if "events" in wanted:
+        given = get_argument_values(wanted["events"].definition,  # type: ignore[arg-type]
+                                    wanted["events"].node, request.variables)  # type: ignore[arg-type]
+        events = (given.get("afterSeq", 0), given.get("first", 1000))
+    found = await runs.view(request.reader, args["id"], steps="steps" in wanted,
+                            events=events, notifications="notifications" in wanted,
+                            workflow="workflow" in wanted, customer="customer" in wanted)
+    if found is None:
+        return None
+    for name in wanted:
+        request.prefetched[(name, found.run.id)] = getattr(found, name)
+    return Run.of(found.run)
 
 
-Root = Callable[[Request, dict[str, Any]], Awaitable[Any]]
+Root = Callable[[Request, dict[str, Any], "ObjectPlan"], Awaitable[Any]]
 ROOTS: dict[str, Root] = {"viewer": _viewer, "workflows": _workflows, "workflow": _workflow,
                           "run": _run}
 
@@ -531,7 +581,7 @@ async def execute(compiled: Compiled, request: Request) -> dict[str, Any]:
     for root in compiled.roots:
         args = get_argument_values(root.definition, root.node, request.variables)
         try:
-            value = await root.resolve(request, args)
+            value = await root.resolve(request, args, root.plan)
         except DomainError as exc:
             raise Decline(str(exc)) from exc
         if value is None:

@@ -99,6 +99,7 @@ class FastQueries:
         self.settings = settings
         self.served = 0  # operations answered here (the differential test counts them)
         self.compiled_served = 0  # of which by compiled execution (schema.compiled)
+        self.compiled_failed = 0  # compiled executions that raised (not declined): bugs
         self.compiler = compiled.Compiler(self.schema)
 
     async def respond(self, body: dict[str, Any], request: Request,
@@ -193,8 +194,9 @@ class FastQueries:
             if not isinstance(exc, Exception):
                 raise
             if not isinstance(exc, compiled.Decline):
-                log.debug("compiled execution declined [request %s]", request_id,
-                          exc_info=True)
+                # A bug in the compiler, not a refusal: the reference still answers.
+                self.compiled_failed += 1
+                log.exception("compiled execution failed [request %s]", request_id)
             return None  # the reference path answers, errors and all
         await tx.commit()
         self.served += 1

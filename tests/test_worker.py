@@ -76,7 +76,8 @@ def _by_subject(smtp: SMTPServer, fragment: str) -> list[Any]:
 
 class TestCoreWorkflows:
     async def test_critical_fires_the_war_room_and_the_llm_step_completes_it(
-            self, gql, settings, smtp, receiver, worker, fake_llm) -> None:
+            self, gql, app, settings, smtp, receiver, worker, fake_llm) -> None:
+        compiled_before = app.state.fast.compiled_served
         team = await make_team(gql, settings)
         await _channels(gql, team, smtp, receiver)
         customer = await make_customer(gql, team, days=10, arr=300000)
@@ -103,6 +104,9 @@ class TestCoreWorkflows:
         sent = await eventually(lambda: _sent(gql, team, run_id, "war-room-activation"),
                                 what="the notification to be marked sent")
         assert sent["status"] == "sent"
+        # The repeated run reads were compiled, notifications and all, and none failed.
+        assert app.state.fast.compiled_served > compiled_before
+        assert app.state.fast.compiled_failed == 0
 
     async def test_emergency_waits_for_its_approval_and_reaches_every_channel(
             self, gql, settings, smtp, receiver, worker, fake_llm) -> None:

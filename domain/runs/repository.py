@@ -4,25 +4,32 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.customers.models import Customer
+from domain.notifications.models import Notification
 from domain.runs.models import Run, RunEvent, RunFilter, RunStep, RunTimer
 from domain.shared.db import tx_of
+from domain.shared.models import from_row
+from domain.workflows.models import Workflow
 
 _RUN_COLUMNS = ("tenant_id, id, workflow_id, workflow_key, workflow_version, customer_id, "
                 "status, current_step_id, variables, context, trigger, started_by, "
                 "parent_run_id, renewal_date, paused_status, error, next_seq, created_at, "
                 "updated_at, started_at, finished_at")
+_RUN_FIELDS = tuple(c.strip() for c in _RUN_COLUMNS.split(","))
 _STEP_COLUMNS = ("tenant_id, run_id, step_id, step_type, status, attempts, input, output, "
                  "error, started_at, finished_at, created_at, updated_at")
 
 
 def _run(row: Any) -> Run:
-    return Run(**dict(row))
+    return Run(**{column: row[column] for column in _RUN_FIELDS})
 
 
 def _dumps(value: Any) -> str:
@@ -136,6 +143,81 @@ async def append_events(session: AsyncSession, events: Sequence[RunEvent]) -> No
         _dumps([{"tenant_id": e.tenant_id, "run_id": e.run_id, "seq": e.seq, "type": e.type,
                  "step_id": e.step_id, "payload": e.payload, "at": e.at.isoformat()}
                 for e in events]))
+
+
+@dataclass(frozen=True)
+class RunView:
+    """A run with what a reader asked for beside it, read in one statement (`view`); a part
+    not asked for is None."""
+
+    run: Run
+    steps: list[RunStep] | None
+    events: list[RunEvent] | None
+    notifications: list[Notification] | None
+    workflow: Workflow | None  # (also None when not visible)
+    customer: Customer | None
+
+
+_EVENT_COLUMNS = ("tenant_id", "run_id", "seq", "type", "step_id", "payload", "at")
+_NOTIFICATION_COLUMNS = tuple(Notification.__dataclass_fields__)
+_WORKFLOW_FIELDS = tuple(Workflow.model_fields)
+_CUSTOMER_FIELDS = tuple(Customer.model_fields)
+
+
+def _row_of(alias: str, columns: Sequence[str]) -> str:
+    return "ROW(" + ", ".join(f"{alias}.{c}" for c in columns) + ")"
+
+
+@lru_cache(maxsize=32)
+def _view_sql(steps: bool, events: bool, notifications: bool, workflow: bool,
+              customer: bool) -> str:
+    """The run and its asked-for parts as arrays of rows (each part as its own query would
+    read it, in the same order), under the same RLS."""
+    parts = [f"SELECT {', '.join('r.' + c.strip() for c in _RUN_COLUMNS.split(','))}"]
+    if steps:
+        parts.append(f"ARRAY(SELECT {_row_of('s', _STEP_COLUMNS.replace(' ', '').split(','))} "
+                     "FROM run_steps s WHERE s.run_id = r.id "
+                     "ORDER BY s.started_at NULLS LAST, s.created_at) AS steps")
+    if events:
+        parts.append(f"ARRAY(SELECT {_row_of('e', _EVENT_COLUMNS)} FROM run_events e "
+                     "WHERE e.run_id = r.id AND e.seq > $2 ORDER BY e.seq LIMIT $3) AS events")
+    if notifications:
+        parts.append(f"ARRAY(SELECT {_row_of('n', _NOTIFICATION_COLUMNS)} "
+                     "FROM notifications n WHERE n.run_id = r.id "
+                     "ORDER BY n.created_at, n.id) AS notifications")
+    if workflow:
+        parts.append(f"(SELECT {_row_of('w', _WORKFLOW_FIELDS)} FROM workflows w "
+                     "WHERE w.id = r.workflow_id) AS workflow")
+    if customer:
+        parts.append(f"(SELECT {_row_of('c', _CUSTOMER_FIELDS)} FROM customers c "
+                     "WHERE c.id = r.customer_id) AS customer")
+    return ", ".join(parts) + " FROM runs r WHERE r.id = $1"
+
+
+async def view(session: AsyncSession, run_id: UUID, *, steps: bool = False,
+               events: tuple[int, int] | None = None, notifications: bool = False,
+               workflow: bool = False, customer: bool = False) -> RunView | None:
+    """The run, and the parts asked for, in one round trip (the reader's Run screen)."""
+    sql = _view_sql(steps, events is not None, notifications, workflow, customer)
+    args: list[Any] = [run_id]
+    if events is not None:
+        args += list(events)
+    row = await tx_of(session).fetchrow(sql, *args)
+    if row is None:
+        return None
+    step_columns = _STEP_COLUMNS.replace(" ", "").split(",")
+    return RunView(
+        run=_run(row),
+        steps=[RunStep(**dict(zip(step_columns, item, strict=True))) for item in row["steps"]]
+        if steps else None,
+        events=[RunEvent(**dict(zip(_EVENT_COLUMNS, item, strict=True)))
+                for item in row["events"]] if events is not None else None,
+        notifications=[Notification(**dict(zip(_NOTIFICATION_COLUMNS, item, strict=True)))
+                       for item in row["notifications"]] if notifications else None,
+        workflow=from_row(Workflow, dict(zip(_WORKFLOW_FIELDS, row["workflow"], strict=True)))
+        if workflow and row["workflow"] is not None else None,
+        customer=from_row(Customer, dict(zip(_CUSTOMER_FIELDS, row["customer"], strict=True)))
+        if customer and row["customer"] is not None else None)
 
 
 async def events(session: AsyncSession, run_id: UUID, *, after_seq: int, limit: int

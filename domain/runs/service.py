@@ -289,6 +289,21 @@ async def get(session: AsyncSession, run_id: UUID | str) -> Run | None:
     return await repository.get(session, parsed)
 
 
+async def view(session: AsyncSession, run_id: UUID | str, *, steps: bool = False,
+               events: tuple[int, int] | None = None, notifications: bool = False,
+               workflow: bool = False, customer: bool = False) -> repository.RunView | None:
+    """`get` with the parts a reader shows beside the run, in one round trip; `events` is
+    (after_seq, limit), bounded as `events` bounds them."""
+    try:
+        parsed = _run_id(run_id)
+    except RunNotFound:
+        return None
+    bounded = None if events is None else (max(events[0], 0), min(max(events[1], 1), 1000))
+    return await repository.view(session, parsed, steps=steps, events=bounded,
+                                 notifications=notifications, workflow=workflow,
+                                 customer=customer)
+
+
 async def get_many(session: AsyncSession, run_ids: Sequence[UUID]) -> list[Run]:
     return await repository.get_many(session, run_ids)
 
