@@ -301,3 +301,29 @@ async def test_compiled_reads_take_few_statements(  # type: ignore[no-untyped-de
             assert run["workflow"]["key"] == "critical"
             assert run["customer"]["id"] == world.customer_id
         sent.clear()
+
+
+async def test_run_selections_answer_as_the_reference(  # type: ignore[no-untyped-def]
+        http, reference, app, world) -> None:
+    """The run's parts read beside it (one statement) or by their loaders (a part asked for
+    twice, events with other arguments) give the reference's JSON."""
+    documents = [
+        "query R($id: ID!) { run(id: $id) { id a: events(afterSeq: 0) { seq type } "
+        "b: events(afterSeq: 2, first: 2) { seq } steps { stepId } } }",
+        "query R($id: ID!) { run(id: $id) { s1: steps { stepId status } s2: steps { attempts } "
+        "workflow { key __typename } customer { name } notifications { id title } } }",
+        "query R($id: ID!, $after: Int!) { run(id: $id) { events(afterSeq: $after, first: 1) "
+        "{ seq at payload } ... on Run { customer { id } } } }",
+    ]
+    for query in documents:
+        variables = {"id": world.run_id, "after": 1}
+        if "$after" not in query:
+            variables.pop("after")
+        before = app.state.fast.compiled_served
+        answers = await _three(http, reference, app, {"query": query, "variables": variables},
+                               world.team.tenant.token, must_execute=True)
+        assert answers[0] == answers[1] == answers[2], query
+        assert app.state.fast.compiled_served > before, query
+        run = json.loads(answers[0].split(" ", 1)[1])["data"]["run"]
+        assert run.get("a") or run.get("s1") or run.get("events"), run  # not vacuous
+    assert app.state.fast.compiled_failed == 0
