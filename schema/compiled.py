@@ -37,6 +37,7 @@ from graphql import (
     GraphQLBoolean,
     GraphQLField,
     GraphQLID,
+    GraphQLInt,
     GraphQLLeafType,
     GraphQLList,
     GraphQLNonNull,
@@ -92,6 +93,7 @@ class FieldPlan:
     attribute: str | None = None  # basic fields read as this attribute of the object
     serialize: Callable[[Any], Any] | None = None  # leaves
     passthrough: type | None = None  # leaves: values of this type are their own output
+    int32: bool = False  # Int leaves: an int within 32 bits is its own output
     load: Resolved | None = None  # resolver fields
     node: FieldNode | None = None  # resolver fields with arguments
     definition: GraphQLField | None = None
@@ -112,10 +114,11 @@ class ObjectPlan:
 def _builder(plan: ObjectPlan) -> Callable[[Any], dict[str, Any]]:
     """Python source for one parent's object, compiled once per plan: each leaf read as its
     attribute (or by its resolver), copied if of its passthrough type, else serialised by
-    `_value` (nulls, lists and serialisers exactly as for any leaf). Only names the parser
+    `_value` (nulls, lists and serialisers exactly as for any leaf; a non-null leaf goes
+    through its serialiser and `_leaf`'s check). Only names the parser
     and the schema vouch for reach the source: response keys (GraphQL names, as repr),
     type names, and attributes that are Python identifiers; values stay in `names`."""
-    names: dict[str, Any] = {"_value": _value}
+    names: dict[str, Any] = {"_value": _value, "_leaf": _leaf}
     reads: list[str] = []
     items: list[str] = []
     for index, entry in enumerate(plan.fields):
@@ -132,12 +135,22 @@ def _builder(plan: ObjectPlan) -> Callable[[Any], dict[str, Any]]:
         else:
             names[f"R{index}"] = entry.read
             reads.append(f"    v{index} = R{index}(parent)")
+        value = f"v{index}"
         if entry.kind == LEAF and entry.passthrough is not None:
             names[f"P{index}"] = entry.passthrough
-            items.append(f"{key}: v{index} if v{index}.__class__ is P{index} "
-                         f"else _value(E{index}, v{index})")
+            reads.append(f"    if {value}.__class__ is not P{index}: "
+                         f"{value} = _value(E{index}, {value})")
+        elif entry.kind == LEAF and entry.int32:
+            reads.append(f"    if not ({value}.__class__ is int and "
+                         f"-2147483648 <= {value} <= 2147483647): "
+                         f"{value} = _value(E{index}, {value})")
+        elif entry.kind == LEAF:
+            names[f"S{index}"] = entry.serialize
+            reads.append(f"    if {value} is None: {value} = _value(E{index}, None)")
+            reads.append(f"    else: {value} = _leaf({value}, S{index})")
         else:
-            items.append(f"{key}: _value(E{index}, v{index})")
+            reads.append(f"    {value} = _value(E{index}, {value})")
+        items.append(f"{key}: {value}")
     source = "def build(parent):\n" + "".join(line + "\n" for line in reads) + \
         "    return {" + ", ".join(items) + "}\n"
     exec(compile(source, f"<compiled {plan.type_name}>", "exec"), names)  # noqa: S102
@@ -562,6 +575,7 @@ class Compiler:
             if isinstance(inner, GraphQLLeafType):
                 entry.serialize = inner.serialize
                 entry.passthrough = _PASSTHROUGH.get(inner)
+                entry.int32 = inner is GraphQLInt  # serialize_int returns such an int as is
             elif isinstance(inner, GraphQLObjectType) and inner.is_type_of is None:
                 entry.kind = OBJECT_LIST if entry.kind == LEAF_LIST else OBJECT
                 entry.plan = self._object(inner, field_details, fragments, variables,
@@ -594,7 +608,10 @@ async def execute(compiled: Compiled, request: Request) -> dict[str, Any]:
 
 
 def _leaf(value: Any, serialize: Callable[[Any], Any]) -> Any:
-    out = serialize(value)
+    try:
+        out = serialize(value)
+    except Exception as exc:  # the reference reports it as the field's error
+        raise Decline("a leaf did not serialise") from exc
     if out is None or out is Undefined:
         raise Decline("a leaf did not serialise")
     return out

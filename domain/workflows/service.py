@@ -72,14 +72,15 @@ async def list_workflows(session: AsyncSession, spec: WorkflowFilter, order: Wor
         keyset = (cursor_value(kind, position[1]), position[2])
     rows, total = await repository.list_page(session, spec, order, limit=size + 1, after=keyset)
     items = rows[:size]
-    cursors = [encode_cursor([order.value, _sort_value(row, order), str(row.id)])
+    column = order.column
+    cursors = [encode_cursor([order.value, _sort_value(row, column), str(row.id)])
                for row in items]
     return Page(items=items, cursors=cursors, has_next=len(rows) > size, total=total,
                 has_previous=after is not None)
 
 
-def _sort_value(row: WorkflowSummary, order: WorkflowOrder) -> str:
-    value = getattr(row, order.column)
+def _sort_value(row: WorkflowSummary, column: str) -> str:
+    value = getattr(row, column)
     return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
