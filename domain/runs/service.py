@@ -256,7 +256,7 @@ async def retry_step(session: AsyncSession, actor: Actor, run_id: UUID | str,
                      step_id: str) -> Run:
     """Run a failed step again; earlier steps keep their outputs (no second LLM call)."""
     actor.require(Role.EDITOR)
-    work = await engine.load(session, actor, _run_id(run_id))
+    work = await engine.load(session, actor, _run_id(run_id), steps=(step_id,))
     record = work.steps.get(step_id)
     if work.run.status != RunStatus.FAILED:
         raise WrongState(f"a {work.run.status} run has no failed step to retry", path="runId")
