@@ -84,3 +84,15 @@ async def serve(settings: Settings, *, concurrency: int = 10, scan_seconds: floa
                 await asyncio.wait_for(stop.wait(), backoff)
             backoff = min(backoff * 2, 2.0)
     log.info("worker stopped")
+
+
+def run(settings: Settings, *, concurrency: int = 10, scan_seconds: float = 3600.0) -> None:
+    """`serve` on uvloop (what the server runs on; uvicorn[standard] brings it): its
+    transports and callbacks are C, and a job is mostly small socket writes and reads."""
+    try:
+        import uvloop
+    except ImportError:  # an install without uvicorn[standard]: the standard loop works too
+        asyncio.run(serve(settings, concurrency=concurrency, scan_seconds=scan_seconds))
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(serve(settings, concurrency=concurrency, scan_seconds=scan_seconds))
