@@ -57,6 +57,7 @@ class Work:
     steps: dict[str, RunStep]  # the records loaded: the current step's and those asked for
     now: datetime
     known: set[str] = field(default_factory=set)  # every step the run has a record of
+    has_timers: bool = True  # False: the run had no pending timer when loaded
     events: list[RunEvent] = field(default_factory=list)
     dirty: set[str] = field(default_factory=set)
     jobs: list[Job] = field(default_factory=list)
@@ -90,6 +91,12 @@ class Work:
         self.known.add(step_id)
         self.dirty.add(step_id)
         return found
+
+    async def pending_timers(self) -> list[RunTimer]:
+        """The run's pending timers (no query when the load saw none)."""
+        if not self.has_timers:
+            return []
+        return await repository.pending_timers(self.session, self.run.id)
 
     def defer(self, job: Job) -> None:
         self.jobs.append(job)
@@ -137,12 +144,12 @@ async def load(session: AsyncSession, actor: Actor, run_id: UUID, *,
     found = await repository.lock_with_steps(session, run_id, steps)
     if found is None:
         raise RunNotFound(path=path)
-    run, records, known = found
-    config = await repository.version_config(session, run.workflow_id, run.workflow_version)
+    config = await repository.version_config(session, found.run.workflow_id,
+                                             found.run.workflow_version)
     if config is None:  # the version FK makes this impossible
         raise RunNotFound(path=path)
-    return Work(session=session, actor=actor, run=run, config=config, steps=records,
-                now=clock.now(), known=known)
+    return Work(session=session, actor=actor, run=found.run, config=config, steps=found.steps,
+                now=clock.now(), known=found.known, has_timers=found.has_timers)
 
 
 async def save(work: Work) -> None:

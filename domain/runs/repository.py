@@ -63,17 +63,27 @@ async def lock(session: AsyncSession, run_id: UUID) -> Run | None:
     return None if row is None else _run(row)
 
 
-# The run locked, the records of its current step (and of `$2`), and the ids of every step
-# it has a record of, in one round trip. Only what a transaction works on is read: a long
-# run's other records (each holding its rendered prompt) are never decoded per transition.
+# The run locked, the records of its current step (and of `$2`), the ids of every step it
+# has a record of, and whether it has pending timers, in one round trip. Only what a
+# transaction works on is read: a long run's other records (each holding its rendered prompt)
+# are never decoded per transition.
+#
+# A statement that waited for the row lock returns the run as the lock holder committed it,
+# but its sub-selects read the snapshot taken before the wait: the version the snapshot saw
+# (`seen`) differs from the one locked (`locked`) exactly when a transaction that changed the
+# run committed meanwhile (every write to a run's steps and timers also updates its row, in
+# `save`), and then the statement is run again, the lock held, on a fresh snapshot.
 _LOCK_WITH_STEPS = (
     f"SELECT {', '.join(f'r.{c.strip()}' for c in _RUN_COLUMNS.split(','))}, "
+    "r.xmin::text AS locked, (SELECT v.xmin::text FROM runs v WHERE v.id = r.id) AS seen, "
     "ARRAY(SELECT s.step_id FROM run_steps s WHERE s.tenant_id = r.tenant_id "
     "AND s.run_id = r.id) AS known_steps, "
     "(SELECT json_agg(json_build_object("
     + ", ".join(f"'{c.strip()}', s.{c.strip()}" for c in _STEP_COLUMNS.split(","))
     + ")) FROM run_steps s WHERE s.tenant_id = r.tenant_id AND s.run_id = r.id "
-    "AND (s.step_id = r.current_step_id OR s.step_id = ANY($2::text[]))) AS records "
+    "AND (s.step_id = r.current_step_id OR s.step_id = ANY($2::text[]))) AS records, "
+    "EXISTS (SELECT FROM run_timers t WHERE t.tenant_id = r.tenant_id AND t.run_id = r.id "
+    "AND t.status = 'pending') AS has_timers "
     "FROM runs r WHERE r.id = $1 FOR UPDATE OF r")
 _STEP_TIMES = ("started_at", "finished_at", "created_at", "updated_at")
 
@@ -87,19 +97,34 @@ def _step_of_json(item: dict[str, Any]) -> RunStep:
     return RunStep(**values)
 
 
+@dataclass(frozen=True)
+class Locked:
+    """A run locked for work, with what `lock_with_steps` read beside it."""
+
+    run: Run
+    steps: dict[str, RunStep]  # the current step's record, and those asked for
+    known: set[str]  # every step the run has a record of
+    has_timers: bool  # whether any of its timers is pending
+
+
 async def lock_with_steps(session: AsyncSession, run_id: UUID, step_ids: Sequence[str] = ()
-                          ) -> tuple[Run, dict[str, RunStep], set[str]] | None:
-    """`lock`, plus the records of the current step and of `step_ids`, and the ids of all
-    the run's step records (None if the run is not visible)."""
-    row = await tx_of(session).fetchrow(_LOCK_WITH_STEPS, run_id, list(step_ids))
+                          ) -> Locked | None:
+    """`lock`, plus the records of the current step and of `step_ids`, the ids of all the
+    run's step records and whether it has pending timers (None if it is not visible)."""
+    tx = tx_of(session)
+    row = await tx.fetchrow(_LOCK_WITH_STEPS, run_id, list(step_ids))
+    if row is not None and row["locked"] != row["seen"]:  # waited for the lock: read again
+        row = await tx.fetchrow(_LOCK_WITH_STEPS, run_id, list(step_ids))
     if row is None:
         return None
     values = dict(row)
     known, records = values.pop("known_steps"), values.pop("records")
+    has_timers = bool(values.pop("has_timers"))
+    del values["locked"], values["seen"]
     if isinstance(records, str | bytes):  # json text, unless the driver decodes json itself
         records = jsontext.loads(records)
     steps = {item["step_id"]: _step_of_json(item) for item in records or ()}
-    return Run(**values), steps, set(known)
+    return Locked(run=Run(**values), steps=steps, known=set(known), has_timers=has_timers)
 
 
 async def step(session: AsyncSession, run_id: UUID, step_id: str) -> RunStep | None:
