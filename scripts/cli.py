@@ -254,13 +254,13 @@ def worker(concurrency: int = typer.Option(10, "--concurrency", min=1, max=200,
     lost database. Run as many as you like, on as many machines: they share the database."""
     import logging
 
-    from worker.main import serve
+    from worker.main import run
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s")
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     settings = _settings()
-    asyncio.run(serve(settings, concurrency=concurrency, scan_seconds=scan_every))
+    run(settings, concurrency=concurrency, scan_seconds=scan_every)
 
 
 @app.command("fake-llm")

@@ -14,6 +14,8 @@ import logging
 import signal
 
 import httpx
+import procrastinate.jobs
+import procrastinate.worker
 
 from domain.jobs.models import QUEUE
 from domain.shared import heap
@@ -26,6 +28,31 @@ log = logging.getLogger("stepwise.worker")
 GRACE_SECONDS = 20.0
 
 
+class JobWorker(procrastinate.worker.Worker):
+    """procrastinate's worker without its lost wake-up.
+
+    It clears its "new job" flag after every fetch, so a job whose NOTIFY arrives while a
+    fetch that finds nothing is in flight waited for the next poll (up to the polling
+    interval: the tail of step latency at moderate load). Here a job notification that
+    arrived during a round of fetches starts another round at once.
+    """
+
+    _notified = False
+
+    async def _handle_notification(self, *, channel: str,
+                                   notification: procrastinate.jobs.Notification) -> None:
+        if notification["type"] == "job_inserted":
+            self._notified = True
+        await super()._handle_notification(channel=channel, notification=notification)
+
+    async def _fetch_and_process_jobs(self) -> None:
+        while True:
+            self._notified = False
+            await super()._fetch_and_process_jobs()  # returns once a fetch found nothing
+            if not self._notified or self._stop_event.is_set():
+                return
+
+
 async def _run_once(settings: Settings, concurrency: int, stop: asyncio.Event, *,
                     scan_seconds: float) -> None:
     db = Database(settings.app_database_url, pool_size=concurrency + 2)
@@ -35,16 +62,17 @@ async def _run_once(settings: Settings, concurrency: int, stop: asyncio.Event, *
         try:
             async with app.open_async():
                 ticker = Ticker(app, settings, scan_seconds=scan_seconds)
-                worker = asyncio.create_task(app.run_worker_async(
-                    queues=[QUEUE], concurrency=concurrency, install_signal_handlers=False,
-                    delete_jobs="successful", listen_notify=True,
-                    # procrastinate clears its "new job" flag after a fetch that found
-                    # nothing, so a NOTIFY landing during that fetch is lost until the next
-                    # poll: poll often (one cheap query per 0.1 s when idle).
+                worker = asyncio.create_task(JobWorker(
+                    app=app, queues=[QUEUE], concurrency=concurrency,
+                    install_signal_handlers=False, delete_jobs="successful",
+                    listen_notify=True,
+                    # The fallback when a NOTIFY is missed (the listener reconnecting) and
+                    # the clock of scheduled jobs and retries: one cheap query per 0.1 s
+                    # when idle.
                     fetch_job_polling_interval=0.1,
                     update_heartbeat_interval=max(settings.stalled_seconds / 4, 0.5),
                     stalled_worker_timeout=settings.stalled_seconds,
-                    shutdown_graceful_timeout=GRACE_SECONDS))
+                    shutdown_graceful_timeout=GRACE_SECONDS).run())
                 ticking = asyncio.create_task(ticker.run(stop))
                 stopping = asyncio.create_task(stop.wait())
                 done, _ = await asyncio.wait({worker, ticking, stopping},
@@ -84,3 +112,15 @@ async def serve(settings: Settings, *, concurrency: int = 10, scan_seconds: floa
                 await asyncio.wait_for(stop.wait(), backoff)
             backoff = min(backoff * 2, 2.0)
     log.info("worker stopped")
+
+
+def run(settings: Settings, *, concurrency: int = 10, scan_seconds: float = 3600.0) -> None:
+    """`serve` on uvloop (what the server runs on; uvicorn[standard] brings it): its
+    transports and callbacks are C, and a job is mostly small socket writes and reads."""
+    try:
+        import uvloop
+    except ImportError:  # an install without uvicorn[standard]: the standard loop works too
+        asyncio.run(serve(settings, concurrency=concurrency, scan_seconds=scan_seconds))
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(serve(settings, concurrency=concurrency, scan_seconds=scan_seconds))

@@ -160,7 +160,8 @@ async def return_to_workflow(session: AsyncSession, actor: Actor, thread_id: str
     found = await repository.get_thread(session, parse_id(thread_id, path="threadId"))
     if found is None:
         raise NotFound("no such thread", path="threadId")
-    work = await engine.load(session, actor, found["run_id"], path="threadId")
+    work = await engine.load(session, actor, found["run_id"], path="threadId",
+                             steps=(found["step_id"],))
     found = await repository.get_thread(session, found["id"], lock=True)
     assert found is not None
     if found["status"] != "active":

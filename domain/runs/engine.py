@@ -12,7 +12,7 @@ job and finished by `domain/runs/work.py` in a later transaction.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -54,8 +54,10 @@ class Work:
     actor: Actor
     run: Run
     config: dict[str, Any]
-    steps: dict[str, RunStep]
+    steps: dict[str, RunStep]  # the records loaded: the current step's and those asked for
     now: datetime
+    known: set[str] = field(default_factory=set)  # every step the run has a record of
+    has_timers: bool = True  # False: the run had no pending timer when loaded
     events: list[RunEvent] = field(default_factory=list)
     dirty: set[str] = field(default_factory=set)
     jobs: list[Job] = field(default_factory=list)
@@ -77,14 +79,24 @@ class Work:
                 return step
         return None
 
-    def record(self, step_id: str, step_type: str) -> RunStep:
+    async def record(self, step_id: str, step_type: str) -> RunStep:
+        """The step's record to change: loaded, read now (a step entered again), or new."""
         found = self.steps.get(step_id)
+        if found is None and step_id in self.known:
+            found = await repository.step(self.session, self.run.id, step_id)
         if found is None:
-            found = self.steps[step_id] = RunStep(
-                tenant_id=self.run.tenant_id, run_id=self.run.id, step_id=step_id,
-                step_type=step_type, status=StepStatus.QUEUED.value)
+            found = RunStep(tenant_id=self.run.tenant_id, run_id=self.run.id, step_id=step_id,
+                            step_type=step_type, status=StepStatus.QUEUED.value)
+        self.steps[step_id] = found
+        self.known.add(step_id)
         self.dirty.add(step_id)
         return found
+
+    async def pending_timers(self) -> list[RunTimer]:
+        """The run's pending timers (no query when the load saw none)."""
+        if not self.has_timers:
+            return []
+        return await repository.pending_timers(self.session, self.run.id)
 
     def defer(self, job: Job) -> None:
         self.jobs.append(job)
@@ -126,25 +138,26 @@ def run_root(run: Run) -> dict[str, Any]:
 
 
 async def load(session: AsyncSession, actor: Actor, run_id: UUID, *,
-               path: str | None = "runId") -> Work:
-    """Lock the run and load what work on it needs; RunNotFound if it is not the tenant's."""
-    run = await repository.lock(session, run_id)
-    if run is None:
+               path: str | None = "runId", steps: Sequence[str] = ()) -> Work:
+    """Lock the run and load what work on it needs (the current step's record, and those of
+    `steps`); RunNotFound if it is not the tenant's."""
+    found = await repository.lock_with_steps(session, run_id, steps)
+    if found is None:
         raise RunNotFound(path=path)
-    config = await repository.version_config(session, run.workflow_id, run.workflow_version)
+    config = await repository.version_config(session, found.run.workflow_id,
+                                             found.run.workflow_version)
     if config is None:  # the version FK makes this impossible
         raise RunNotFound(path=path)
-    steps = await repository.steps(session, run.id)
-    return Work(session=session, actor=actor, run=run, config=config, steps=steps,
-                now=clock.now())
+    return Work(session=session, actor=actor, run=found.run, config=config, steps=found.steps,
+                now=clock.now(), known=found.known, has_timers=found.has_timers)
 
 
 async def save(work: Work) -> None:
-    """Write everything the work changed (one statement per kind)."""
+    """Write everything the work changed: the run, its steps and events in one statement,
+    then timers, outbox rows and jobs if there are any."""
     session, now = work.session, work.now
-    await repository.save(session, work.run, now=now)
-    await repository.save_steps(session, [work.steps[s] for s in sorted(work.dirty)], now=now)
-    await repository.append_events(session, work.events)
+    await repository.save(session, work.run, [work.steps[s] for s in sorted(work.dirty)],
+                          work.events, now=now)
     await repository.insert_timers(session, work.timers)
     await repository.set_timer_status(session, work.cancelled_timers, "cancelled", now=now)
     if work.firing is not None:

@@ -10,11 +10,13 @@ from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.customers.models import Customer
 from domain.notifications.models import Notification
 from domain.runs.models import Run, RunEvent, RunFilter, RunStep, RunTimer
+from domain.shared import jsontext
 from domain.shared.db import tx_of
 from domain.shared.models import from_row
 from domain.workflows.models import Workflow
@@ -33,7 +35,10 @@ def _run(row: Any) -> Run:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)
+    try:  # orjson writes what the standard library would, several times faster
+        return orjson.dumps(value, default=str).decode()
+    except TypeError:  # integers beyond 64 bits
+        return json.dumps(value, separators=(",", ":"), default=str)
 
 
 async def insert(session: AsyncSession, *, tenant_id: UUID, workflow_id: UUID,
@@ -58,6 +63,77 @@ async def lock(session: AsyncSession, run_id: UUID) -> Run | None:
     return None if row is None else _run(row)
 
 
+# The run locked, the records of its current step (and of `$2`), the ids of every step it
+# has a record of, and whether it has pending timers, in one round trip. Only what a
+# transaction works on is read: a long run's other records (each holding its rendered prompt)
+# are never decoded per transition.
+#
+# A statement that waited for the row lock returns the run as the lock holder committed it,
+# but its sub-selects read the snapshot taken before the wait: the version the snapshot saw
+# (`seen`) differs from the one locked (`locked`) exactly when a transaction that changed the
+# run committed meanwhile (every write to a run's steps and timers also updates its row, in
+# `save`), and then the statement is run again, the lock held, on a fresh snapshot.
+_LOCK_WITH_STEPS = (
+    f"SELECT {', '.join(f'r.{c.strip()}' for c in _RUN_COLUMNS.split(','))}, "
+    "r.xmin::text AS locked, (SELECT v.xmin::text FROM runs v WHERE v.id = r.id) AS seen, "
+    "ARRAY(SELECT s.step_id FROM run_steps s WHERE s.tenant_id = r.tenant_id "
+    "AND s.run_id = r.id) AS known_steps, "
+    "(SELECT json_agg(json_build_object("
+    + ", ".join(f"'{c.strip()}', s.{c.strip()}" for c in _STEP_COLUMNS.split(","))
+    + ")) FROM run_steps s WHERE s.tenant_id = r.tenant_id AND s.run_id = r.id "
+    "AND (s.step_id = r.current_step_id OR s.step_id = ANY($2::text[]))) AS records, "
+    "EXISTS (SELECT FROM run_timers t WHERE t.tenant_id = r.tenant_id AND t.run_id = r.id "
+    "AND t.status = 'pending') AS has_timers "
+    "FROM runs r WHERE r.id = $1 FOR UPDATE OF r")
+_STEP_TIMES = ("started_at", "finished_at", "created_at", "updated_at")
+
+
+def _step_of_json(item: dict[str, Any]) -> RunStep:
+    values = dict(item)
+    values["tenant_id"], values["run_id"] = UUID(values["tenant_id"]), UUID(values["run_id"])
+    for name in _STEP_TIMES:
+        if values[name] is not None:
+            values[name] = datetime.fromisoformat(values[name])
+    return RunStep(**values)
+
+
+@dataclass(frozen=True)
+class Locked:
+    """A run locked for work, with what `lock_with_steps` read beside it."""
+
+    run: Run
+    steps: dict[str, RunStep]  # the current step's record, and those asked for
+    known: set[str]  # every step the run has a record of
+    has_timers: bool  # whether any of its timers is pending
+
+
+async def lock_with_steps(session: AsyncSession, run_id: UUID, step_ids: Sequence[str] = ()
+                          ) -> Locked | None:
+    """`lock`, plus the records of the current step and of `step_ids`, the ids of all the
+    run's step records and whether it has pending timers (None if it is not visible)."""
+    tx = tx_of(session)
+    row = await tx.fetchrow(_LOCK_WITH_STEPS, run_id, list(step_ids))
+    if row is not None and row["locked"] != row["seen"]:  # waited for the lock: read again
+        row = await tx.fetchrow(_LOCK_WITH_STEPS, run_id, list(step_ids))
+    if row is None:
+        return None
+    values = dict(row)
+    known, records = values.pop("known_steps"), values.pop("records")
+    has_timers = bool(values.pop("has_timers"))
+    del values["locked"], values["seen"]
+    if isinstance(records, str | bytes):  # json text, unless the driver decodes json itself
+        records = jsontext.loads(records)
+    steps = {item["step_id"]: _step_of_json(item) for item in records or ()}
+    return Locked(run=Run(**values), steps=steps, known=set(known), has_timers=has_timers)
+
+
+async def step(session: AsyncSession, run_id: UUID, step_id: str) -> RunStep | None:
+    row = await tx_of(session).fetchrow(
+        f"SELECT {_STEP_COLUMNS} FROM run_steps WHERE run_id = $1 AND step_id = $2",
+        run_id, step_id)
+    return None if row is None else RunStep(**dict(row))
+
+
 async def get(session: AsyncSession, run_id: UUID) -> Run | None:
     row = await tx_of(session).fetchrow(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = $1", run_id)
     return None if row is None else _run(row)
@@ -77,22 +153,55 @@ async def active_for(session: AsyncSession, customer_id: UUID, workflow_key: str
     return value
 
 
-async def save(session: AsyncSession, run: Run, *, now: datetime) -> None:
+# The run, its changed step records and its new events, written in one statement (one round
+# trip per transaction's save). Data-modifying CTEs all run to completion; each touches its
+# own table, and the event trigger (live NOTIFY) fires once for the statement as before.
+_SAVE = (
+    "WITH run AS (UPDATE runs SET status = $2, current_step_id = $3, context = $4::jsonb, "
+    "paused_status = $5, error = $6, next_seq = $7, updated_at = $8, started_at = $9, "
+    "finished_at = $10 WHERE id = $1), "
+    "steps AS (INSERT INTO run_steps (tenant_id, run_id, step_id, step_type, status, attempts, "
+    "input, output, error, started_at, finished_at, created_at, updated_at) "
+    "SELECT s.tenant_id, s.run_id, s.step_id, s.step_type, s.status, s.attempts, "
+    "s.input, s.output, s.error, s.started_at, s.finished_at, $8, $8 "
+    "FROM jsonb_to_recordset($11::jsonb) AS s(tenant_id uuid, run_id uuid, step_id text, "
+    "step_type text, status text, attempts int, input jsonb, output jsonb, error text, "
+    "started_at timestamptz, finished_at timestamptz) "
+    "ON CONFLICT (tenant_id, run_id, step_id) DO UPDATE SET step_type = excluded.step_type, "
+    "status = excluded.status, attempts = excluded.attempts, input = excluded.input, "
+    "output = excluded.output, error = excluded.error, started_at = excluded.started_at, "
+    "finished_at = excluded.finished_at, updated_at = excluded.updated_at), "
+    "events AS (INSERT INTO run_events (tenant_id, run_id, seq, type, step_id, payload, at) "
+    "SELECT e.tenant_id, e.run_id, e.seq, e.type, e.step_id, e.payload, e.at "
+    "FROM jsonb_to_recordset($12::jsonb) AS e(tenant_id uuid, run_id uuid, seq int, "
+    "type text, step_id text, payload jsonb, at timestamptz)) "
+    "SELECT 1")
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+async def save(session: AsyncSession, run: Run, steps: Sequence[RunStep],
+               events: Sequence[RunEvent], *, now: datetime) -> None:
+    """Write the run, insert or update `steps` and append `events`, in one round trip.
+
+    Step inputs and outputs, and event payloads, travel as JSON values inside the JSON
+    array (a JSON null input is stored as SQL NULL, as before)."""
     await tx_of(session).execute(
-        "UPDATE runs SET status = $2, current_step_id = $3, context = $4::jsonb, "
-        "paused_status = $5, error = $6, next_seq = $7, updated_at = $8, started_at = $9, "
-        "finished_at = $10 WHERE id = $1",
-        run.id, run.status, run.current_step_id, _dumps(run.context), run.paused_status,
-        run.error, run.next_seq, now, run.started_at, run.finished_at)
+        _SAVE, run.id, run.status, run.current_step_id, _dumps(run.context), run.paused_status,
+        run.error, run.next_seq, now, run.started_at, run.finished_at,
+        _dumps([{"tenant_id": step.tenant_id, "run_id": step.run_id, "step_id": step.step_id,
+                 "step_type": step.step_type, "status": step.status,
+                 "attempts": step.attempts, "input": step.input, "output": step.output,
+                 "error": step.error, "started_at": _time(step.started_at),
+                 "finished_at": _time(step.finished_at)} for step in steps]),
+        _dumps([{"tenant_id": e.tenant_id, "run_id": e.run_id, "seq": e.seq, "type": e.type,
+                 "step_id": e.step_id, "payload": e.payload, "at": e.at.isoformat()}
+                for e in events]))
 
 
-# Steps
-
-
-async def steps(session: AsyncSession, run_id: UUID) -> dict[str, RunStep]:
-    rows = await tx_of(session).fetch(
-        f"SELECT {_STEP_COLUMNS} FROM run_steps WHERE run_id = $1", run_id)
-    return {row["step_id"]: RunStep(**dict(row)) for row in rows}
+# Steps and events (reads)
 
 
 async def steps_many(session: AsyncSession, run_ids: Sequence[UUID]) -> list[RunStep]:
@@ -100,49 +209,6 @@ async def steps_many(session: AsyncSession, run_ids: Sequence[UUID]) -> list[Run
         f"SELECT {_STEP_COLUMNS} FROM run_steps WHERE run_id = ANY($1::uuid[]) "
         "ORDER BY run_id, started_at NULLS LAST, created_at", list(run_ids))
     return [RunStep(**dict(row)) for row in rows]
-
-
-async def save_steps(session: AsyncSession, items: Sequence[RunStep], *, now: datetime) -> None:
-    """Insert or update the given step records in one statement."""
-    if not items:
-        return
-    await tx_of(session).execute(
-        "INSERT INTO run_steps (tenant_id, run_id, step_id, step_type, status, attempts, input, "
-        "output, error, started_at, finished_at, created_at, updated_at) "
-        "SELECT s.tenant_id, s.run_id, s.step_id, s.step_type, s.status, s.attempts, "
-        "s.input::jsonb, s.output::jsonb, s.error, s.started_at, s.finished_at, $2, $2 "
-        "FROM jsonb_to_recordset($1::jsonb) AS s(tenant_id uuid, run_id uuid, step_id text, "
-        "step_type text, status text, attempts int, input text, output text, error text, "
-        "started_at timestamptz, finished_at timestamptz) "
-        "ON CONFLICT (tenant_id, run_id, step_id) DO UPDATE SET step_type = excluded.step_type, "
-        "status = excluded.status, attempts = excluded.attempts, input = excluded.input, "
-        "output = excluded.output, error = excluded.error, started_at = excluded.started_at, "
-        "finished_at = excluded.finished_at, updated_at = excluded.updated_at",
-        _dumps([{
-            "tenant_id": step.tenant_id, "run_id": step.run_id, "step_id": step.step_id,
-            "step_type": step.step_type, "status": step.status, "attempts": step.attempts,
-            "input": None if step.input is None else _dumps(step.input),
-            "output": None if step.output is None else _dumps(step.output),
-            "error": step.error,
-            "started_at": step.started_at.isoformat() if step.started_at else None,
-            "finished_at": step.finished_at.isoformat() if step.finished_at else None,
-        } for step in items]), now)
-
-
-# Events (append-only)
-
-
-async def append_events(session: AsyncSession, events: Sequence[RunEvent]) -> None:
-    if not events:
-        return
-    await tx_of(session).execute(
-        "INSERT INTO run_events (tenant_id, run_id, seq, type, step_id, payload, at) "
-        "SELECT e.tenant_id, e.run_id, e.seq, e.type, e.step_id, e.payload, e.at "
-        "FROM jsonb_to_recordset($1::jsonb) AS e(tenant_id uuid, run_id uuid, seq int, "
-        "type text, step_id text, payload jsonb, at timestamptz)",
-        _dumps([{"tenant_id": e.tenant_id, "run_id": e.run_id, "seq": e.seq, "type": e.type,
-                 "step_id": e.step_id, "payload": e.payload, "at": e.at.isoformat()}
-                for e in events]))
 
 
 @dataclass(frozen=True)

@@ -112,7 +112,7 @@ async def choose_branch(session: AsyncSession, actor: Actor, run_id: UUID | str,
     if kind in ("llm", "rag"):
         raise InvalidBranch("chat branches are used through sendChatMessage", path="branchId")
     # A choice ends a snooze: its timer must not move the run later.
-    engine.cancel_timers(work, await repository.pending_timers(session, work.run.id))
+    engine.cancel_timers(work, await work.pending_timers())
     work.emit("branch_chosen", record.step_id, branchId=branch_id, type=kind,
               by=str(actor.user_id) if actor.user_id else None)
     if kind == "fixed":
@@ -141,7 +141,7 @@ async def approve(session: AsyncSession, actor: Actor, run_id: UUID | str, *, ap
         raise NotApprover(f"only {approver or 'the approver'} or an admin can decide",
                           path="runId")
     decision = {"approved": approved, "by": email, "comment": comment or None}
-    engine.cancel_timers(work, await repository.pending_timers(session, work.run.id))
+    engine.cancel_timers(work, await work.pending_timers())
     if approved:
         work.emit("approval_granted", record.step_id, **decision)
         engine.complete_step(work, record, decision)
@@ -202,7 +202,7 @@ async def resume(session: AsyncSession, actor: Actor, run_id: UUID | str) -> Run
 
 async def catch_up(work: Work) -> None:
     """What waited during a pause: a timer that came due, or queued I/O to nudge again."""
-    due = [t for t in await repository.pending_timers(work.session, work.run.id)
+    due = [t for t in await work.pending_timers()
            if t.fire_at <= work.now]
     if due:
         timer = due[0]
@@ -234,7 +234,7 @@ async def cancel(session: AsyncSession, actor: Actor, run_id: UUID | str) -> Run
     work = await engine.load(session, actor, _run_id(run_id))
     if work.run.status not in ACTIVE:
         raise WrongState(f"a {work.run.status} run cannot be cancelled", path="runId")
-    engine.cancel_timers(work, await repository.pending_timers(session, work.run.id))
+    engine.cancel_timers(work, await work.pending_timers())
     dropped = await notifications.drop_undelivered(session, work.run.id,
                                                    reason="the run was cancelled", now=work.now)
     record = work.steps.get(work.run.current_step_id or "")
@@ -256,7 +256,7 @@ async def retry_step(session: AsyncSession, actor: Actor, run_id: UUID | str,
                      step_id: str) -> Run:
     """Run a failed step again; earlier steps keep their outputs (no second LLM call)."""
     actor.require(Role.EDITOR)
-    work = await engine.load(session, actor, _run_id(run_id))
+    work = await engine.load(session, actor, _run_id(run_id), steps=(step_id,))
     record = work.steps.get(step_id)
     if work.run.status != RunStatus.FAILED:
         raise WrongState(f"a {work.run.status} run has no failed step to retry", path="runId")

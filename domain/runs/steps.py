@@ -253,7 +253,7 @@ async def enter(work: Work, step_id: str) -> Next:
     step = work.step_config(step_id)
     kind = step.get("type") if step else None
     handler = STEP_TYPES.get(str(kind))
-    record = work.record(step_id, str(kind or "unknown"))
+    record = await work.record(step_id, str(kind or "unknown"))
     record.attempts += 1
     record.status = StepStatus.RUNNING.value
     record.started_at, record.finished_at, record.error = work.now, None, None

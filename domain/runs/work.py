@@ -71,7 +71,7 @@ async def execute_step(db: Database, tenant_id: UUID, run_id: UUID, step_id: str
                        attempt: int) -> str:
     """An I/O step: prepare (tx), perform (no tx), finish and advance (tx)."""
     async with db.transaction(tenant_id) as tx:
-        work = await engine.load(tx.session, tx.acting, run_id, path=None)
+        work = await engine.load(tx.session, tx.acting, run_id, path=None, steps=(step_id,))
         found = _io_step(work, step_id, attempt, statuses=(StepStatus.QUEUED,
                                                            StepStatus.RUNNING))
         if found is None or work.run.status != RunStatus.RUNNING:
@@ -102,7 +102,7 @@ async def execute_step(db: Database, tenant_id: UUID, run_id: UUID, step_id: str
     except DomainError as error:
         failure, outcome = error, None
     async with db.transaction(tenant_id) as tx:
-        work = await engine.load(tx.session, tx.acting, run_id, path=None)
+        work = await engine.load(tx.session, tx.acting, run_id, path=None, steps=(step_id,))
         if reservation is not None:  # what the call cost counts even if the step is stale
             spent = outcome.get("usage") if isinstance(outcome, dict) else None
             if spent is not None:
@@ -134,7 +134,7 @@ async def call_webhook(db: Database, tenant_id: UUID, run_id: UUID, step_id: str
     import json
 
     async with db.transaction(tenant_id) as tx:
-        work = await engine.load(tx.session, tx.acting, run_id, path=None)
+        work = await engine.load(tx.session, tx.acting, run_id, path=None, steps=(step_id,))
         record = work.steps.get(step_id)
         if (record is None or record.attempts != attempt or record.status != StepStatus.RUNNING
                 or work.run.current_step_id != step_id or not work.run.active):
@@ -147,7 +147,7 @@ async def call_webhook(db: Database, tenant_id: UUID, run_id: UUID, step_id: str
         if not final:
             raise
     async with db.transaction(tenant_id) as tx:
-        work = await engine.load(tx.session, tx.acting, run_id, path=None)
+        work = await engine.load(tx.session, tx.acting, run_id, path=None, steps=(step_id,))
         record = work.steps.get(step_id)
         if record is None or record.attempts != attempt or record.status != StepStatus.RUNNING:
             return "stale"

@@ -52,6 +52,36 @@ async def spent(session: AsyncSession, tenant_id: UUID, *, since: datetime,
     return int(row["tokens"]), int(row["cost_micros"])
 
 
+# No budget to check (the common case): lock the budget row as `lock_budget` does and insert
+# the reservation, in one round trip. With a budget nothing is inserted (id NULL) and the
+# caller checks it, the row already locked.
+_RESERVE_UNLESS_BUDGETED = """
+WITH budget AS (SELECT monthly_tokens, monthly_cost_micros FROM tenant_budgets
+                WHERE tenant_id = $1 FOR UPDATE),
+     made AS (INSERT INTO llm_usage (tenant_id, purpose, model, price_version, tokens,
+                                     cost_micros, run_id, step_id, workflow_key, customer_id,
+                                     created_at)
+              SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11
+              WHERE NOT EXISTS (SELECT FROM budget WHERE monthly_tokens IS NOT NULL
+                                OR monthly_cost_micros IS NOT NULL)
+              RETURNING id)
+SELECT id FROM made
+"""
+
+
+async def reserve_unless_budgeted(session: AsyncSession, tenant_id: UUID, *, purpose: str,
+                                  model: str, price_version: str, tokens: int,
+                                  cost_micros: int, run_id: UUID | None, step_id: str | None,
+                                  workflow_key: str | None, customer_id: UUID | None,
+                                  now: datetime) -> UUID | None:
+    """The reservation's id if the tenant has no budget limits; None (and the budget row
+    locked) if it has."""
+    found = await tx_of(session).fetchval(
+        _RESERVE_UNLESS_BUDGETED, tenant_id, purpose, model, price_version, tokens,
+        cost_micros, run_id, step_id, workflow_key, customer_id, now)
+    return None if found is None else UUID(str(found))
+
+
 async def insert_reservation(session: AsyncSession, tenant_id: UUID, *, purpose: str,
                              model: str, price_version: str, tokens: int, cost_micros: int,
                              run_id: UUID | None, step_id: str | None,

@@ -67,7 +67,14 @@ async def reserve(session: AsyncSession, tenant_id: UUID, call: Call, *, now: da
                   ) -> UUID:
     """A reservation for `call`; BudgetExceeded if the month's budget cannot cover it."""
     tokens, cost = worst_case(call)
-    budget = await repository.lock_budget(session, tenant_id)
+    fields: dict[str, Any] = {
+        "purpose": call.purpose, "model": call.model, "price_version": prices.VERSION,
+        "tokens": tokens, "cost_micros": cost, "run_id": call.run_id, "step_id": call.step_id,
+        "workflow_key": call.workflow_key, "customer_id": call.customer_id, "now": now}
+    made = await repository.reserve_unless_budgeted(session, tenant_id, **fields)
+    if made is not None:
+        return made
+    budget = await repository.lock_budget(session, tenant_id)  # locked already: re-read
     if budget is not None and (budget["monthly_tokens"] is not None
                                or budget["monthly_cost_micros"] is not None):
         used_tokens, used_cost = await repository.spent(
@@ -78,11 +85,7 @@ async def reserve(session: AsyncSession, tenant_id: UUID, call: Call, *, now: da
         if limit_cost is not None and used_cost + cost > limit_cost:
             raise BudgetExceeded(
                 f"the monthly cost budget (${limit_cost / 1_000_000:.2f}) is used up")
-    return await repository.insert_reservation(
-        session, tenant_id, purpose=call.purpose, model=call.model,
-        price_version=prices.VERSION, tokens=tokens, cost_micros=cost, run_id=call.run_id,
-        step_id=call.step_id, workflow_key=call.workflow_key, customer_id=call.customer_id,
-        now=now)
+    return await repository.insert_reservation(session, tenant_id, **fields)
 
 
 async def settle(session: AsyncSession, tenant_id: UUID, usage_id: UUID, *, model: str,
