@@ -23,6 +23,7 @@ answers with graphql-core's on the contract's queries and generated documents.
 from __future__ import annotations
 
 import inspect
+import keyword
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -115,9 +116,9 @@ def _builder(plan: ObjectPlan) -> Callable[[Any], dict[str, Any]]:
     """Python source for one parent's object, compiled once per plan: each leaf read as its
     attribute (or by its resolver), copied if of its passthrough type, else serialised by
     `_value` (nulls, lists and serialisers exactly as for any leaf; a non-null leaf goes
-    through its serialiser and `_leaf`'s check). Only names the parser
-    and the schema vouch for reach the source: response keys (GraphQL names, as repr),
-    type names, and attributes that are Python identifiers; values stay in `names`."""
+    through its serialiser and `_leaf`'s check). Only names the parser and the schema vouch
+    for reach the source: response keys (GraphQL names, as repr), type names, and attributes
+    that are Python identifiers (not keywords); values stay in `names`."""
     names: dict[str, Any] = {"_value": _value, "_leaf": _leaf}
     reads: list[str] = []
     items: list[str] = []
@@ -130,7 +131,8 @@ def _builder(plan: ObjectPlan) -> Callable[[Any], dict[str, Any]]:
             items.append(f"{key}: None")
             continue
         names[f"E{index}"] = entry
-        if entry.attribute is not None and entry.attribute.isidentifier():
+        if (entry.attribute is not None and entry.attribute.isidentifier()
+                and not keyword.iskeyword(entry.attribute)):
             reads.append(f"    v{index} = parent.{entry.attribute}")
         else:
             names[f"R{index}"] = entry.read
