@@ -62,10 +62,17 @@ class PrivateServer:
             self.as_user = [runuser, "-u", "postgres", "--"]
             shutil.chown(root, "postgres")
 
-    def _run(self, *command: str) -> None:
+    def _run(self, *command: str, timeout: float = 60) -> None:
         # No pipes: the postmaster would inherit them and pg_ctl -w would wait on them.
-        subprocess.run([*self.as_user, *command], check=True, stdin=subprocess.DEVNULL,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+        try:
+            subprocess.run([*self.as_user, *command], check=True, stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            log = self.root / "log"
+            tail = log.read_text(errors="replace")[-3000:] if log.exists() else "(no log)"
+            raise AssertionError(f"{command[0]} {command[-1]} took over {timeout} s; the "
+                                 f"server's log ends:\n{tail}") from exc
 
     def init(self) -> None:
         self._run(str(self.bin / "initdb"), "-D", str(self.root / "data"), "-A", "trust",
@@ -74,12 +81,15 @@ class PrivateServer:
     def start(self) -> None:
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.root / "data"), "-w", "-l",
                   str(self.root / "log"), "-o",
-                  f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1", "start")
+                  # fsync off: a throwaway cluster; its shutdown checkpoint must not wait on
+                  # a disk the rest of the suite keeps busy (this test is about connections)
+                  f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+                  "-c fsync=off", "start")
 
     def restart(self) -> None:
         """Stop (fast: every connection is cut) and start again on the same port."""
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.root / "data"), "-w", "-m", "fast",
-                  "stop")
+                  "stop", timeout=120)
         self.start()
 
     def stop(self) -> None:
