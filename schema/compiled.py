@@ -189,10 +189,6 @@ class Resolved:
     arguments: bool = False  # the loader reads the field's arguments
 
 
-def _attribute(name: str) -> Callable[[Any], Any]:
-    return lambda value: getattr(value, name)
-
-
 async def _users(request: Request, ids: Sequence[UUID | None]) -> dict[UUID, UserModel]:
     wanted = [i for i in set(ids) if i is not None and i not in request.users]
     if wanted:
@@ -261,28 +257,30 @@ def _prefetched(request: Request, name: str, parents: list[Any]) -> list[Any] | 
     return None if any(value is _NOTHING for value in found) else found
 
 
+async def _to_one(request: Request, parents: list[Any], name: str, key: str,
+                  get_many: Callable[[AsyncSession, list[UUID]], Awaitable[Sequence[Any]]],
+                  convert: Callable[[Any], Any]) -> list[Any]:
+    """A run's object by its foreign key `key`: read beside the run, else one batch by id."""
+    ready = _prefetched(request, name, parents)
+    if ready is None:
+        ids = list({getattr(parent._row, key) for parent in parents})
+        found = {row.id: row for row in await get_many(request.reader, ids)}
+        ready = [found.get(getattr(parent._row, key)) for parent in parents]
+    return [convert(row) if row else None for row in ready]
+
+
 async def _run_workflow(request: Request, parents: list[Any], _: dict[str, Any]) -> list[Any]:
     from schema.workflows import Workflow
 
-    ready = _prefetched(request, "workflow", parents)
-    if ready is not None:
-        return [Workflow.of(row) if row else None for row in ready]
-    ids = list({parent._row.workflow_id for parent in parents})
-    found = {row.id: row for row in await workflows.get_many(request.reader, ids)}
-    return [Workflow.of(row) if (row := found.get(p._row.workflow_id)) else None
-            for p in parents]
+    return await _to_one(request, parents, "workflow", "workflow_id", workflows.get_many,
+                         Workflow.of)
 
 
 async def _run_customer(request: Request, parents: list[Any], _: dict[str, Any]) -> list[Any]:
     from schema.customers import Customer
 
-    ready = _prefetched(request, "customer", parents)
-    if ready is not None:
-        return [Customer.of(row) if row else None for row in ready]
-    ids = list({parent._row.customer_id for parent in parents})
-    found = {row.id: row for row in await customers.get_many(request.reader, ids)}
-    return [Customer.of(row) if (row := found.get(p._row.customer_id)) else None
-            for p in parents]
+    return await _to_one(request, parents, "customer", "customer_id", customers.get_many,
+                         Customer.of)
 
 
 async def _run_steps(request: Request, parents: list[Any], _: dict[str, Any]) -> list[Any]:

@@ -26,7 +26,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
-from graphql import DocumentNode, ExecutionResult, GraphQLError, OperationDefinitionNode
+from graphql import DocumentNode, ExecutionResult, GraphQLError, get_operation_ast
 from graphql.execution.values import get_variable_values
 from starlette.requests import Request
 from starlette.responses import Response
@@ -167,7 +167,7 @@ class FastQueries:
     async def _compiled(self, document: DocumentNode, body: dict[str, Any], request: Request,
                         principal: Principal, request_id: str) -> Response | None:
         """The answer of compiled execution, or None where it declines (schema.compiled)."""
-        operation = _operation(document, body.get("operationName"))
+        operation = get_operation_ast(document, body.get("operationName"))
         if operation is None:
             return None
         raw = body.get("variables") or {}
@@ -204,19 +204,6 @@ class FastQueries:
         response = Response(jsontext.dumps({"data": data}), media_type="application/json")
         response.headers["X-Request-Id"] = request_id
         return response
-
-
-def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
-    found = None
-    for definition in document.definitions:
-        if isinstance(definition, OperationDefinitionNode):
-            if name is None:
-                if found is not None:
-                    return None
-                found = definition
-            elif definition.name is not None and definition.name.value == name:
-                found = definition
-    return found
 
 
 __all__ = ["FastQueries", "GraphQLError", "Prepared", "RecordPrepared"]

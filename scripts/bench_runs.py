@@ -78,50 +78,59 @@ def chain(key: str, pairs: int, *, kind: str = "llm",
             "context": {"systemPrompt": "Be brief."}, "steps": steps}
 
 
-class Poller:
-    """One connection watching every in-flight run: resolves a future when a run reaches
-    the awaited (step, status)."""
+class _Awaited:
+    """Runs awaited at a (step, status), each with the future a read that sees it resolves."""
 
     def __init__(self, connection: asyncpg.Connection) -> None:
         self.connection = connection
         self.waiting: dict[UUID, tuple[str, str, asyncio.Future[float]]] = {}
-        self.task = asyncio.create_task(self._loop())
 
     def wait_for(self, run_id: UUID, step: str, status: str) -> asyncio.Future[float]:
         future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         self.waiting[run_id] = (step, status, future)
         return future
 
+    async def _read(self, ids: list[UUID]) -> None:
+        """Read the runs once: resolve those at their awaited state, fail those that ended."""
+        rows = await self.connection.fetch(
+            "SELECT id, current_step_id, status FROM runs WHERE id = ANY($1)", ids)
+        seen = time.perf_counter()
+        for row in rows:
+            step, status, future = self.waiting[row["id"]]
+            if row["current_step_id"] == step and row["status"] == status:
+                del self.waiting[row["id"]]
+                future.set_result(seen)
+            elif row["status"] in ("failed", "cancelled"):
+                del self.waiting[row["id"]]
+                future.set_exception(RuntimeError(f"run {row['id']} {row['status']}"))
+
+
+class Poller(_Awaited):
+    """One connection watching every in-flight run: resolves a future when a run reaches
+    the awaited (step, status)."""
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        super().__init__(connection)
+        self.task = asyncio.create_task(self._loop())
+
     async def _loop(self) -> None:
         while True:
             if self.waiting:
-                rows = await self.connection.fetch(
-                    "SELECT id, current_step_id, status FROM runs WHERE id = ANY($1)",
-                    list(self.waiting))
-                seen = time.perf_counter()
-                for row in rows:
-                    step, status, future = self.waiting[row["id"]]
-                    if row["current_step_id"] == step and row["status"] == status:
-                        del self.waiting[row["id"]]
-                        future.set_result(seen)
-                    elif row["status"] in ("failed", "cancelled"):
-                        del self.waiting[row["id"]]
-                        future.set_exception(RuntimeError(f"run {row['id']} {row['status']}"))
+                await self._read(list(self.waiting))
             await asyncio.sleep(0.002)
 
 
 LIVE_CHANNEL = "stepwise_live"  # run-event NOTIFY (migration 0007): "run:<tenant>:<run> <seq>"
 
 
-class Watcher:
+class Watcher(_Awaited):
     """Poller's job on a connection of its own, woken by the run-event NOTIFY: one read of
     the awaited runs per event of one of them (and every 50 ms, should a notification be
     missed), instead of a read every 2 ms whatever happens. Reading 500 times a second cost
     the measured machine a tenth of a core; this costs a few reads per commit."""
 
     def __init__(self, connection: asyncpg.Connection) -> None:
-        self.connection = connection
-        self.waiting: dict[UUID, tuple[str, str, asyncio.Future[float]]] = {}
+        super().__init__(connection)
         self.dirty: set[UUID] = set()
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
@@ -137,11 +146,6 @@ class Watcher:
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
         await self.connection.remove_listener(LIVE_CHANNEL, self._notified)
-
-    def wait_for(self, run_id: UUID, step: str, status: str) -> asyncio.Future[float]:
-        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
-        self.waiting[run_id] = (step, status, future)
-        return future
 
     def _notified(self, connection: object, pid: int, channel: str, payload: str) -> None:
         with contextlib.suppress(ValueError, IndexError):
@@ -161,19 +165,8 @@ class Watcher:
             ids = list(self.waiting) if timed_out else [r for r in self.dirty
                                                          if r in self.waiting]
             self.dirty.clear()
-            if not ids:
-                continue
-            rows = await self.connection.fetch(
-                "SELECT id, current_step_id, status FROM runs WHERE id = ANY($1)", ids)
-            seen = time.perf_counter()
-            for row in rows:
-                step, status, future = self.waiting[row["id"]]
-                if row["current_step_id"] == step and row["status"] == status:
-                    del self.waiting[row["id"]]
-                    future.set_result(seen)
-                elif row["status"] in ("failed", "cancelled"):
-                    del self.waiting[row["id"]]
-                    future.set_exception(RuntimeError(f"run {row['id']} {row['status']}"))
+            if ids:
+                await self._read(ids)
 
 
 async def _gql(http: httpx.AsyncClient, query: str, **variables: Any) -> dict[str, Any]:

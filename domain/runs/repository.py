@@ -224,6 +224,7 @@ class RunView:
     customer: Customer | None
 
 
+_STEP_FIELDS = tuple(c.strip() for c in _STEP_COLUMNS.split(","))
 _EVENT_COLUMNS = ("tenant_id", "run_id", "seq", "type", "step_id", "payload", "at")
 _NOTIFICATION_COLUMNS = tuple(Notification.__dataclass_fields__)
 _WORKFLOW_FIELDS = tuple(Workflow.model_fields)
@@ -241,7 +242,7 @@ def _view_sql(steps: bool, events: bool, notifications: bool, workflow: bool,
     read it, in the same order), under the same RLS."""
     parts = [f"SELECT {', '.join('r.' + c.strip() for c in _RUN_COLUMNS.split(','))}"]
     if steps:
-        parts.append(f"ARRAY(SELECT {_row_of('s', _STEP_COLUMNS.replace(' ', '').split(','))} "
+        parts.append(f"ARRAY(SELECT {_row_of('s', _STEP_FIELDS)} "
                      "FROM run_steps s WHERE s.run_id = r.id "
                      "ORDER BY s.started_at NULLS LAST, s.created_at) AS steps")
     if events:
@@ -271,10 +272,9 @@ async def view(session: AsyncSession, run_id: UUID, *, steps: bool = False,
     row = await tx_of(session).fetchrow(sql, *args)
     if row is None:
         return None
-    step_columns = _STEP_COLUMNS.replace(" ", "").split(",")
     return RunView(
         run=_run(row),
-        steps=[RunStep(**dict(zip(step_columns, item, strict=True))) for item in row["steps"]]
+        steps=[RunStep(**dict(zip(_STEP_FIELDS, item, strict=True))) for item in row["steps"]]
         if steps else None,
         events=[RunEvent(**dict(zip(_EVENT_COLUMNS, item, strict=True)))
                 for item in row["events"]] if events is not None else None,
