@@ -81,8 +81,9 @@ def chain(key: str, pairs: int, *, kind: str = "llm",
 class _Awaited:
     """Runs awaited at a (step, status), each with the future a read that sees it resolves."""
 
-    def __init__(self, connection: asyncpg.Connection) -> None:
+    def __init__(self, connection: asyncpg.Connection, tenant_id: UUID | None = None) -> None:
         self.connection = connection
+        self.tenant_id = tenant_id  # given, the read goes through the primary key
         self.waiting: dict[UUID, tuple[str, str, asyncio.Future[float]]] = {}
 
     def wait_for(self, run_id: UUID, step: str, status: str) -> asyncio.Future[float]:
@@ -92,8 +93,13 @@ class _Awaited:
 
     async def _read(self, ids: list[UUID]) -> None:
         """Read the runs once: resolve those at their awaited state, fail those that ended."""
-        rows = await self.connection.fetch(
-            "SELECT id, current_step_id, status FROM runs WHERE id = ANY($1)", ids)
+        if self.tenant_id is None:
+            rows = await self.connection.fetch(
+                "SELECT id, current_step_id, status FROM runs WHERE id = ANY($1)", ids)
+        else:
+            rows = await self.connection.fetch(
+                "SELECT id, current_step_id, status FROM runs "
+                "WHERE tenant_id = $2 AND id = ANY($1)", ids, self.tenant_id)
         seen = time.perf_counter()
         for row in rows:
             step, status, future = self.waiting[row["id"]]
@@ -129,8 +135,8 @@ class Watcher(_Awaited):
     missed), instead of a read every 2 ms whatever happens. Reading 500 times a second cost
     the measured machine a tenth of a core; this costs a few reads per commit."""
 
-    def __init__(self, connection: asyncpg.Connection) -> None:
-        super().__init__(connection)
+    def __init__(self, connection: asyncpg.Connection, tenant_id: UUID | None = None) -> None:
+        super().__init__(connection, tenant_id)
         self.dirty: set[UUID] = set()
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
@@ -266,20 +272,63 @@ async def _create_chain(http: httpx.AsyncClient, key: str, pairs: int) -> None:
         raise RuntimeError(created["createWorkflow"]["errors"])
 
 
+# A month of finished work before the measurement, as a live database has: tables with rows
+# and statistics. On empty, never-analyzed tables every index looks equally cheap, and the
+# generic plans the connections cache then (kept until the tables are analyzed) may scan a
+# tenant's rows through the wrong index for each one-row update.
+_HISTORY = """
+WITH made AS (
+  INSERT INTO runs (tenant_id, workflow_id, workflow_key, workflow_version, customer_id,
+                    status, current_step_id, trigger, next_seq, created_at, updated_at,
+                    started_at, finished_at)
+  SELECT w.tenant_id, w.id, w.key, w.latest_version, c.id, 'completed', 'task-1', 'manual',
+         $3 * 5, now() - interval '30 days' + i * interval '1 minute', now(), now(), now()
+  FROM workflows w, generate_series(1, $2) AS i
+  JOIN customers c ON c.external_id = 'c' || (1 + i % $4)
+  WHERE w.key = $1 RETURNING tenant_id, id),
+steps AS (
+  INSERT INTO run_steps (tenant_id, run_id, step_id, step_type, status, attempts, input,
+                         output, started_at, finished_at)
+  SELECT m.tenant_id, m.id, 'llm-' || k, 'llm', 'completed', 1,
+         jsonb_build_object('prompt', 'Next move for Customer ' || k || '?'),
+         to_jsonb('Call them this week about the renewal.'::text), now(), now()
+  FROM made m, generate_series(1, $3) AS k),
+usage AS (
+  INSERT INTO llm_usage (tenant_id, status, purpose, model, price_version, run_id, step_id,
+                         workflow_key, input_tokens, output_tokens, tokens, settled_at)
+  SELECT m.tenant_id, 'settled', 'llm_step', 'claude-fake-1', '2026-11-01', m.id, 'llm-' || k,
+         $1, 120, 40, 160, now()
+  FROM made m, generate_series(1, $3) AS k)
+INSERT INTO run_events (tenant_id, run_id, seq, type, step_id, payload)
+SELECT m.tenant_id, m.id, e, 'step_completed', 'llm-' || (1 + e / 5), '{}'
+FROM made m, generate_series(1, $3 * 5) AS e
+"""
+
+
+async def _history(owner: asyncpg.Connection, key: str, *, runs: int, pairs: int,
+                   customers: int) -> float:
+    """`runs` completed runs of `key` with their steps, events and ledger rows, then
+    ANALYZE; the seconds it took."""
+    began = time.perf_counter()
+    await owner.execute(_HISTORY, key, runs, pairs, customers)
+    await owner.execute("ANALYZE")
+    return time.perf_counter() - began
+
+
 async def _completed(owner: asyncpg.Connection) -> int:
     value = await owner.fetchval("SELECT count(*) FROM run_steps WHERE status = 'completed'")
     return int(value)
 
 
 async def _phase(http: httpx.AsyncClient, owner: asyncpg.Connection,
-                 watch: asyncpg.Connection, *, key: str,
+                 watch: asyncpg.Connection, *, key: str, tenant_id: UUID,
                  customers: list[str], pairs: int, clients: int, workers: int,
                  worker_pids: list[int]) -> dict[str, float]:
     """Saturated: `clients` closed-loop clients drive every run to its end."""
     gate = asyncio.Semaphore(clients)
     run_ids, start_rate = await _start_runs(http, key=key, customers=customers,
                                             clients=clients)
-    poller = await Watcher(watch).start()
+    poller = await Watcher(watch, tenant_id).start()
     latencies: list[float] = []
 
     async def drive(run_id: UUID) -> None:
@@ -311,13 +360,13 @@ async def _phase(http: httpx.AsyncClient, owner: asyncpg.Connection,
 
 
 async def _open_phase(http: httpx.AsyncClient, owner: asyncpg.Connection,
-                      watch: asyncpg.Connection, *, key: str,
+                      watch: asyncpg.Connection, *, key: str, tenant_id: UUID,
                       customers: list[str], pairs: int, rate: float, seconds: float,
                       workers: int, seed: int) -> dict[str, float]:
     """Offered load: ChooseBranch commits arrive at `rate` per second (Poisson), whatever
     the system has finished; each goes to a run whose next task is ready."""
     run_ids, _ = await _start_runs(http, key=key, customers=customers, clients=16)
-    poller = await Watcher(watch).start()
+    poller = await Watcher(watch, tenant_id).start()
     ready: list[tuple[UUID, int]] = [(run_id, 1) for run_id in run_ids]  # (run, its task)
     latencies: list[float] = []
     starved = 0  # arrivals that found no run ready: the runs are all busy (overload)
@@ -360,7 +409,8 @@ async def _open_phase(http: httpx.AsyncClient, owner: asyncpg.Connection,
 
 
 async def _measure(url: str, base: str, fake_url: str, *, runs: int, pairs: int,
-                   clients: int, rate: float, open_seconds: float, seed: int
+                   clients: int, rate: float, open_seconds: float, seed: int,
+                   worker_counts: list[int], history: int
                    ) -> list[tuple[dict[str, float], dict[str, float] | None]]:
     settings = Settings.from_env(database_url=url)
     await seeding.seed_core(settings.database_url)
@@ -389,7 +439,13 @@ async def _measure(url: str, base: str, fake_url: str, *, runs: int, pairs: int,
                               max_keepalive_connections=connections, keepalive_expiry=2.0)
         async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60,
                                      headers={"Authorization": f"Bearer {token}"}) as http:
-            for workers in (1, 2):
+            if history:
+                await _create_chain(http, "bench-history", pairs)
+                took = await _history(owner, "bench-history", runs=history, pairs=pairs,
+                                      customers=len(customers))
+                print(f"history: {history} finished runs written and analyzed in {took:.1f} s",
+                      file=sys.stderr)
+            for workers in worker_counts:
                 key = f"bench-{workers}"
                 await _create_chain(http, key, pairs)
                 if open_runs:
@@ -397,13 +453,15 @@ async def _measure(url: str, base: str, fake_url: str, *, runs: int, pairs: int,
                 processes = _workers(workers, url, fake_url)
                 try:
                     await asyncio.sleep(3)  # let the workers connect and import
-                    closed = await _phase(http, owner, watch, key=key, customers=customers[:runs],
+                    closed = await _phase(http, owner, watch, key=key,
+                                          tenant_id=made.tenant_id, customers=customers[:runs],
                                           pairs=pairs, clients=clients, workers=workers,
                                           worker_pids=[p.pid for p in processes])
                     opened = None
                     if open_runs:
                         opened = await _open_phase(
-                            http, owner, watch, key=f"{key}-open", customers=customers[:open_runs],
+                            http, owner, watch, key=f"{key}-open", tenant_id=made.tenant_id,
+                            customers=customers[:open_runs],
                             pairs=pairs, rate=rate, seconds=open_seconds, workers=workers,
                             seed=seed)
                     results.append((closed, opened))
@@ -458,6 +516,11 @@ def main() -> None:
                              "on this 2-core machine")
     parser.add_argument("--open-seconds", type=float, default=15.0)
     parser.add_argument("--seed", type=int, default=8)
+    parser.add_argument("--history", type=int, default=2000,
+                        help="finished runs written (and the tables analyzed) before "
+                             "measuring, as a database in use has (0: none)")
+    parser.add_argument("--workers", default="1,2",
+                        help="worker process counts to measure, comma-separated")
     args = parser.parse_args()
     fake_port = benchlib.free_port()
     fake = subprocess.Popen([sys.executable, "-m", "scripts.cli", "fake-llm", "--port",
@@ -468,11 +531,14 @@ def main() -> None:
             results = asyncio.run(_measure(
                 url, base, f"http://127.0.0.1:{fake_port}", runs=args.runs, pairs=args.pairs,
                 clients=args.clients, rate=args.rate, open_seconds=args.open_seconds,
-                seed=args.seed))
+                seed=args.seed, worker_counts=[int(n) for n in args.workers.split(",")],
+                history=args.history))
     finally:
         fake.terminate()
         fake.wait(10)
     _report(args, results)
+    if args.scan_customers <= 0:
+        return
     print(f"scan over {args.scan_customers} customers (target <= 5 s):")
     with benchlib.scratch_database("stepwise_bench_scan") as url:
         asyncio.run(bench_scan._measure(url, args.scan_customers))

@@ -58,7 +58,10 @@ def scratch_database(prefix: str = "stepwise_bench") -> Iterator[str]:
         migrate.upgrade(url)
         yield url
     finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if os.environ.get("STEPWISE_BENCH_KEEP"):  # to inspect it afterwards (EXPLAIN)
+            print(f"kept database {name}", file=sys.stderr)
+        else:
+            asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def free_port() -> int:

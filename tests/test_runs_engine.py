@@ -273,7 +273,7 @@ class TestLifecycle:
 
 
 class TestIOStepsAreQueued:
-    async def test_an_llm_step_becomes_a_job_committed_with_the_step(
+    async def test_an_llm_step_is_started_and_becomes_a_job_committed_with_the_step(
             self, gql, settings, database_url) -> None:
         import asyncpg
 
@@ -295,6 +295,20 @@ class TestIOStepsAreQueued:
             await owner.close()
         assert [(j["task_name"], json.loads(j["args"])["step_id"]) for j in jobs] == [
             ("execute_step", "alternative-options")]
+        # The transaction that entered the step started it (the worker only calls the model
+        # and finishes): rendered, its call reserved in the ledger, the job told so.
+        args = json.loads(jobs[0]["args"])
+        assert args["started"] is True
         detail = await run(gql, team, run_id)
         step = next(s for s in detail["steps"] if s["stepId"] == "alternative-options")
-        assert step["status"] == "queued"
+        assert step["status"] == "running"
+        assert [e["type"] for e in detail["events"] if e["stepId"] == "alternative-options"] \
+            == ["step_started", "step_queued", "step_running"]
+        owner = await asyncpg.connect(_plain(database_url))
+        try:
+            reserved = await owner.fetch(
+                "SELECT id, status, step_id FROM llm_usage WHERE run_id = $1", uuid.UUID(run_id))
+        finally:
+            await owner.close()
+        assert [(str(r["id"]), r["status"], r["step_id"]) for r in reserved] == [
+            (args["reservation"], "reserved", "alternative-options")]

@@ -110,8 +110,11 @@ def build_app(runtime: Runtime, *, max_size: int) -> procrastinate.App:
 
     @task(names.EXECUTE_STEP)
     async def execute_step(context: procrastinate.JobContext, tenant_id: str, run_id: str,
-                           step_id: str, attempt: int) -> str:
-        return await work.execute_step(db, UUID(tenant_id), UUID(run_id), step_id, attempt)
+                           step_id: str, attempt: int, started: bool = False,
+                           reservation: str | None = None) -> str:
+        return await work.execute_step(db, UUID(tenant_id), UUID(run_id), step_id, attempt,
+                                       started=started,
+                                       reservation=UUID(reservation) if reservation else None)
 
     @task(names.CALL_WEBHOOK)
     async def call_webhook(context: procrastinate.JobContext, tenant_id: str, run_id: str,

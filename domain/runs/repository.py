@@ -127,6 +127,27 @@ async def lock_with_steps(session: AsyncSession, run_id: UUID, step_ids: Sequenc
     return Locked(run=Run(**values), steps=steps, known=set(known), has_timers=has_timers)
 
 
+@dataclass(frozen=True)
+class IORequest:
+    """What the worker reads before an I/O step's call: the run's state and the step's."""
+
+    run_status: str
+    current_step_id: str | None
+    step_type: str
+    status: str
+    attempts: int
+    input: dict[str, Any] | None
+
+
+async def io_request(session: AsyncSession, run_id: UUID, step_id: str) -> IORequest | None:
+    """The run's status and current step beside the step's record (no lock)."""
+    row = await tx_of(session).fetchrow(
+        "SELECT r.status AS run_status, r.current_step_id, s.step_type, s.status, s.attempts, "
+        "s.input FROM runs r JOIN run_steps s ON s.tenant_id = r.tenant_id "
+        "AND s.run_id = r.id AND s.step_id = $2 WHERE r.id = $1", run_id, step_id)
+    return None if row is None else IORequest(**dict(row))
+
+
 async def step(session: AsyncSession, run_id: UUID, step_id: str) -> RunStep | None:
     row = await tx_of(session).fetchrow(
         f"SELECT {_STEP_COLUMNS} FROM run_steps WHERE run_id = $1 AND step_id = $2",

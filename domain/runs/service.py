@@ -210,7 +210,10 @@ async def catch_up(work: Work) -> None:
         await fire(work, timer)
         return
     record = work.steps.get(work.run.current_step_id or "")
-    if record is not None and record.status in (StepStatus.QUEUED, StepStatus.RUNNING) \
+    # Only a queued step: a running one has its job (it ignores the pause, the step having
+    # begun before it; a worker that died holding it is recovered), and a second job would
+    # call the model again.
+    if record is not None and record.status == StepStatus.QUEUED \
             and work.run.status == RunStatus.RUNNING:
         work.defer(Job(EXECUTE_STEP, work.run.tenant_id,
                        {"run_id": str(work.run.id), "step_id": record.step_id,

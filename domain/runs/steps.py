@@ -1,14 +1,17 @@
 """Step types: how the engine enters each kind of step, through a registry.
 
-Kinds that need I/O (`llm`, `query`) are
-queued for the worker: `prepare` runs in a transaction, `perform` outside any, `finish` in a
-new one (domain/runs/work.py). Register a new kind with `register(name, handler)`.
+Kinds that need I/O (`llm`, `query`) are started in the transaction that enters them
+(`prepare` renders the request, the LLM call is reserved in the ledger, the step is marked
+running) and queued for the worker, which runs `perform` outside any transaction and
+`finish` in a new one (domain/runs/work.py). Register a new kind with
+`register(name, handler)`.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -24,7 +27,10 @@ from domain.runs.engine import (
     fail_run,
 )
 from domain.runs.models import RunStatus, RunStep, StepStatus
+from domain.shared.errors import DomainError
 from domain.templating.engine import TemplateError, condition_holds, off_loop, render
+from domain.usage import service as usage
+from domain.usage.errors import BudgetExceeded
 
 if TYPE_CHECKING:
     from domain.shared.db import Database
@@ -47,18 +53,31 @@ class IOStepType(StepType):
     uses_llm = False  # a model call: reserved in the ledger before, reconciled after
 
     async def enter(self, work: Work, step: Mapping[str, Any], record: RunStep) -> Next:
+        """Queued, and started here if it can be: the worker then only calls and finishes.
+        A tenant over its budget leaves the step queued (the worker waits for the budget)."""
         record.status = StepStatus.QUEUED.value
         work.run.status = RunStatus.RUNNING.value
-        work.defer(Job(EXECUTE_STEP, work.run.tenant_id,
-                       {"run_id": str(work.run.id), "step_id": record.step_id,
-                        "attempt": record.attempts},
-                       queueing_lock=f"step:{work.run.id}:{record.step_id}:{record.attempts}"))
         work.emit("step_queued", record.step_id, attempt=record.attempts)
+        args: dict[str, Any] = {"run_id": str(work.run.id), "step_id": record.step_id,
+                                "attempt": record.attempts}
+        try:
+            started = await start_io(work, step, record, self)
+        except BudgetExceeded:
+            started = None
+        else:
+            if started is None:  # its request could not be rendered: the run failed
+                return WAIT
+            args["started"] = True
+            if started.reservation is not None:
+                args["reservation"] = str(started.reservation)
+        work.defer(Job(EXECUTE_STEP, work.run.tenant_id, args,
+                       queueing_lock=f"step:{work.run.id}:{record.step_id}:{record.attempts}"))
         return WAIT
 
     async def prepare(self, work: Work, step: Mapping[str, Any], record: RunStep
                       ) -> dict[str, Any]:
-        """In the first transaction: what `perform` needs (JSON-able, stored as input)."""
+        """In the transaction that starts the step: what `perform` needs (JSON-able, stored
+        as the step's input)."""
         raise NotImplementedError
 
     async def perform(self, work_input: dict[str, Any], *, db: Database, tenant_id: UUID
@@ -71,6 +90,49 @@ class IOStepType(StepType):
                      result: Any) -> Next:
         complete_step(work, record, result)
         return default_next(step)
+
+
+@dataclass(frozen=True)
+class Started:
+    """An I/O step ready for its call: the request (also stored as the step's input) and
+    the ledger reservation of the LLM call (None for kinds that call no model)."""
+
+    request: dict[str, Any]
+    reservation: UUID | None
+
+
+async def start_io(work: Work, step: Mapping[str, Any], record: RunStep, handler: IOStepType
+                   ) -> Started | None:
+    """Render the request, reserve the call and mark the step running (event
+    `step_running`). None: the request could not be rendered and the run failed; raises
+    BudgetExceeded, before changing anything, if the budget cannot cover the call."""
+    try:
+        request = await handler.prepare(work, step, record)
+    except (DomainError, TemplateError) as error:  # e.g. a prompt over the render limits
+        fail_run(work, error.message, code=error.code, record=record)
+        return None
+    reservation = await _reserve(work, record, handler, request)
+    record.status = StepStatus.RUNNING.value
+    record.input = {**(record.input or {}), **request}
+    work.dirty.add(record.step_id)
+    work.emit("step_running", record.step_id, attempt=record.attempts)
+    return Started(request, reservation)
+
+
+async def _reserve(work: Work, record: RunStep, handler: IOStepType, request: dict[str, Any]
+                   ) -> UUID | None:
+    """The LLM call's reservation in the ledger (None for steps that call no model)."""
+    if not handler.uses_llm:
+        return None
+    from domain.shared import llm
+
+    call = usage.Call(
+        purpose=f"{record.step_type}_step", model=llm.config().model,
+        prompt_chars=len(str(request.get("system", ""))) + len(str(request.get("prompt", ""))),
+        max_tokens=int(request.get("max_tokens") or 0), run_id=work.run.id,
+        step_id=record.step_id, workflow_key=work.run.workflow_key,
+        customer_id=work.run.customer_id)
+    return await usage.reserve(work.session, work.run.tenant_id, call, now=work.now)
 
 
 class ConditionalRouting(StepType):

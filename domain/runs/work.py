@@ -15,33 +15,17 @@ from typing import Any
 from uuid import UUID
 
 from domain.jobs.models import EXECUTE_STEP, Job
-from domain.runs import engine, repository, service
+from domain.runs import engine, repository, service, steps
 from domain.runs.engine import Work, default_next
 from domain.runs.models import RunStatus, StepStatus
 from domain.runs.steps import STEP_TYPES, IOStepType
+from domain.shared import clock
 from domain.shared.db import Database
 from domain.shared.errors import DomainError
-from domain.templating.engine import TemplateError
 from domain.usage import service as usage
 from domain.usage.errors import BudgetExceeded
 
 log = logging.getLogger("stepwise.runs")
-
-
-async def _reserve(work: Work, record: Any, handler: IOStepType, request: dict[str, Any]
-                   ) -> UUID | None:
-    """The LLM call's reservation in the ledger (None for steps that call no model)."""
-    if not handler.uses_llm:
-        return None
-    from domain.shared import llm
-
-    call = usage.Call(
-        purpose=f"{record.step_type}_step", model=llm.config().model,
-        prompt_chars=len(str(request.get("system", ""))) + len(str(request.get("prompt", ""))),
-        max_tokens=int(request.get("max_tokens") or 0), run_id=work.run.id,
-        step_id=record.step_id, workflow_key=work.run.workflow_key,
-        customer_id=work.run.customer_id)
-    return await usage.reserve(work.session, work.run.tenant_id, call, now=work.now)
 
 
 def _wait_for_budget(work: Work, record: Any, attempt: int, error: BudgetExceeded) -> None:
@@ -67,9 +51,11 @@ def _io_step(work: Work, step_id: str, attempt: int, *, statuses: tuple[str, ...
     return step, handler
 
 
-async def execute_step(db: Database, tenant_id: UUID, run_id: UUID, step_id: str,
-                       attempt: int) -> str:
-    """An I/O step: prepare (tx), perform (no tx), finish and advance (tx)."""
+async def _start(db: Database, tenant_id: UUID, run_id: UUID, step_id: str, attempt: int
+                 ) -> tuple[dict[str, Any], IOStepType, UUID | None] | str:
+    """A step queued without being started (its tenant was over budget, or the run was
+    resumed): start it here, in a transaction of its own. The request, handler and
+    reservation, or the job's outcome if there is nothing to call."""
     async with db.transaction(tenant_id) as tx:
         work = await engine.load(tx.session, tx.acting, run_id, path=None, steps=(step_id,))
         found = _io_step(work, step_id, attempt, statuses=(StepStatus.QUEUED,
@@ -79,22 +65,47 @@ async def execute_step(db: Database, tenant_id: UUID, run_id: UUID, step_id: str
         step, handler = found
         record = work.steps[step_id]
         try:
-            request = await handler.prepare(work, step, record)
-        except (DomainError, TemplateError) as error:  # e.g. a prompt over the render limits
-            engine.fail_run(work, error.message, code=error.code, record=record)
-            await engine.save(work)
-            return "failed"
-        try:
-            reservation = await _reserve(work, record, handler, request)
+            started = await steps.start_io(work, step, record, handler)
         except BudgetExceeded as error:
             _wait_for_budget(work, record, attempt, error)
             await engine.save(work)
             return "budget_exceeded"
-        record.status = StepStatus.RUNNING.value
-        record.input = {**(record.input or {}), **request}
-        work.dirty.add(step_id)
-        work.emit("step_running", step_id, attempt=attempt)
         await engine.save(work)
+    if started is None:
+        return "failed"
+    return started.request, handler, started.reservation
+
+
+async def _started(db: Database, tenant_id: UUID, run_id: UUID, step_id: str, attempt: int,
+                   reservation: UUID | None
+                   ) -> tuple[dict[str, Any], IOStepType, UUID | None] | str:
+    """A step the transaction that entered it started: its request, read without a lock
+    (the finishing transaction checks again under it), if the job still applies."""
+    async with db.transaction(tenant_id, read_only=True) as tx:
+        found = await repository.io_request(tx.session, run_id, step_id)
+    handler = STEP_TYPES.get(found.step_type) if found else None
+    if (found is not None and isinstance(handler, IOStepType) and found.attempts == attempt
+            and found.status == StepStatus.RUNNING and found.current_step_id == step_id
+            and found.run_status in (RunStatus.RUNNING, RunStatus.PAUSED)):
+        return dict(found.input or {}), handler, reservation
+    if reservation is not None:  # cancelled or retried before the call: nothing was spent
+        async with db.transaction(tenant_id) as tx:
+            await usage.release(tx.session, tenant_id, reservation, now=clock.now())
+    return "stale"
+
+
+async def execute_step(db: Database, tenant_id: UUID, run_id: UUID, step_id: str,
+                       attempt: int, *, started: bool = False,
+                       reservation: UUID | None = None) -> str:
+    """An I/O step: started (by the transaction that entered it, else here), performed
+    outside any transaction, then finished and advanced in a new one."""
+    if started:
+        ready = await _started(db, tenant_id, run_id, step_id, attempt, reservation)
+    else:
+        ready = await _start(db, tenant_id, run_id, step_id, attempt)
+    if isinstance(ready, str):
+        return ready
+    request, handler, reservation = ready
     outcome: Any
     failure: DomainError | None = None
     try:
@@ -111,9 +122,10 @@ async def execute_step(db: Database, tenant_id: UUID, run_id: UUID, step_id: str
                                    now=work.now)
             else:
                 await usage.release(tx.session, tenant_id, reservation, now=work.now)
-        if _io_step(work, step_id, attempt, statuses=(StepStatus.RUNNING,)) is None \
-                or work.run.status not in (RunStatus.RUNNING, RunStatus.PAUSED):
+        found = _io_step(work, step_id, attempt, statuses=(StepStatus.RUNNING,))
+        if found is None or work.run.status not in (RunStatus.RUNNING, RunStatus.PAUSED):
             return "stale"
+        step, handler = found
         record = work.steps[step_id]
         if failure is not None:
             engine.fail_run(work, failure.message, code=failure.code, record=record)
