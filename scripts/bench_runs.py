@@ -41,6 +41,7 @@ from uuid import UUID
 
 import asyncpg
 import httpx
+from sqlalchemy.engine import make_url
 
 from domain.auth import tokens
 from domain.seeding import service as seeding
@@ -203,6 +204,27 @@ def _cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+def _database_cpu(database: str) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend serving `database` (a server on this
+    machine; an empty dict otherwise)."""
+    found = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                title = cmdline.read()
+        except OSError:
+            continue
+        if title.startswith(b"postgres:") and f" {database} ".encode() in title:
+            found[int(pid)] = _cpu_seconds([int(pid)])
+    return found
+
+
+def _cpu_since(before: dict[int, float], after: dict[int, float]) -> float:
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+
+
 def _server_pids() -> list[int]:
     """This process's children that are the uvicorn server (for its CPU time)."""
     found = []
@@ -321,7 +343,7 @@ async def _completed(owner: asyncpg.Connection) -> int:
 
 
 async def _phase(http: httpx.AsyncClient, owner: asyncpg.Connection,
-                 watch: asyncpg.Connection, *, key: str, tenant_id: UUID,
+                 watch: asyncpg.Connection, *, key: str, tenant_id: UUID, database: str,
                  customers: list[str], pairs: int, clients: int, workers: int,
                  worker_pids: list[int]) -> dict[str, float]:
     """Saturated: `clients` closed-loop clients drive every run to its end."""
@@ -346,9 +368,11 @@ async def _phase(http: httpx.AsyncClient, owner: asyncpg.Connection,
 
     before = await _completed(owner)
     cpu_before = _cpu_seconds(worker_pids), _cpu_seconds(_server_pids())
+    database_before = _database_cpu(database)
     began = time.perf_counter()
     await asyncio.gather(*(drive(r) for r in run_ids))
     elapsed = time.perf_counter() - began
+    database_cpu = _cpu_since(database_before, _database_cpu(database))
     transitions = await _completed(owner) - before
     await poller.stop()
     return {"workers": workers, "start_rate": start_rate,
@@ -356,13 +380,14 @@ async def _phase(http: httpx.AsyncClient, owner: asyncpg.Connection,
             "p50": statistics.median(latencies) * 1000, "p99": _percentile(latencies, 0.99) * 1000,
             "worker_cpu_ms": (_cpu_seconds(worker_pids) - cpu_before[0]) * 1000 / transitions,
             "server_cpu_ms": (_cpu_seconds(_server_pids()) - cpu_before[1]) * 1000 / transitions,
+            "database_cpu_ms": database_cpu * 1000 / transitions,
             "runs": len(run_ids), "seconds": elapsed}
 
 
 async def _open_phase(http: httpx.AsyncClient, owner: asyncpg.Connection,
                       watch: asyncpg.Connection, *, key: str, tenant_id: UUID,
-                      customers: list[str], pairs: int, rate: float, seconds: float,
-                      workers: int, seed: int) -> dict[str, float]:
+                      database: str, customers: list[str], pairs: int, rate: float, seconds: float,
+                      workers: int, seed: int, worker_pids: list[int]) -> dict[str, float]:
     """Offered load: ChooseBranch commits arrive at `rate` per second (Poisson), whatever
     the system has finished; each goes to a run whose next task is ready."""
     run_ids, _ = await _start_runs(http, key=key, customers=customers, clients=16)
@@ -384,6 +409,8 @@ async def _open_phase(http: httpx.AsyncClient, owner: asyncpg.Connection,
             ready.append((run_id, index + 1))
 
     arrivals = random.Random(seed + 1)  # noqa: S311 (a reproducible load, not a secret)
+    cpu_before = _cpu_seconds(worker_pids), _cpu_seconds(_server_pids())
+    database_before = _database_cpu(database)
     began = time.perf_counter()
     due = began
     while due - began < seconds:
@@ -401,11 +428,17 @@ async def _open_phase(http: httpx.AsyncClient, owner: asyncpg.Connection,
     offered = time.perf_counter() - began
     if in_flight:
         await asyncio.gather(*in_flight)
+    worker_cpu = _cpu_seconds(worker_pids) - cpu_before[0]
+    server_cpu = _cpu_seconds(_server_pids()) - cpu_before[1]
+    database_cpu = _cpu_since(database_before, _database_cpu(database))
     await poller.stop()
     return {"workers": workers, "rate": rate, "achieved": len(latencies) / offered,
             "starved": starved, "p50": statistics.median(latencies) * 1000,
             "p99": _percentile(latencies, 0.99) * 1000, "commits": len(latencies),
-            "seconds": offered}
+            "seconds": offered,
+            "worker_cpu_ms": worker_cpu * 1000 / (2 * len(latencies)),
+            "server_cpu_ms": server_cpu * 1000 / (2 * len(latencies)),
+            "database_cpu_ms": database_cpu * 1000 / (2 * len(latencies))}
 
 
 async def _measure(url: str, base: str, fake_url: str, *, runs: int, pairs: int,
@@ -419,7 +452,10 @@ async def _measure(url: str, base: str, fake_url: str, *, runs: int, pairs: int,
     token = tokens.mint(secret=settings.jwt_secret, tenant_id=made.tenant_id,
                         user_id=made.admin.id, role=Role.ADMIN)
     owner = await asyncpg.connect(benchlib._plain(url))
+    database = str(make_url(url).database)
     watch = await asyncpg.connect(benchlib._plain(url))  # LISTEN for "ready", beside owner
+    # Its read takes an array of run ids: without this every read would be planned anew.
+    await watch.execute("SET plan_cache_mode = force_generic_plan")
     # The open loop's runs are its own (fresh, at their first task), enough for every
     # arrival plus those in flight.
     open_runs = math.ceil(rate * open_seconds / pairs) + 64 if rate > 0 else 0
@@ -454,16 +490,17 @@ async def _measure(url: str, base: str, fake_url: str, *, runs: int, pairs: int,
                 try:
                     await asyncio.sleep(3)  # let the workers connect and import
                     closed = await _phase(http, owner, watch, key=key,
-                                          tenant_id=made.tenant_id, customers=customers[:runs],
+                                          tenant_id=made.tenant_id, database=database,
+                                          customers=customers[:runs],
                                           pairs=pairs, clients=clients, workers=workers,
                                           worker_pids=[p.pid for p in processes])
                     opened = None
                     if open_runs:
                         opened = await _open_phase(
                             http, owner, watch, key=f"{key}-open", tenant_id=made.tenant_id,
-                            customers=customers[:open_runs],
+                            database=database, customers=customers[:open_runs],
                             pairs=pairs, rate=rate, seconds=open_seconds, workers=workers,
-                            seed=seed)
+                            seed=seed, worker_pids=[p.pid for p in processes])
                     results.append((closed, opened))
                 finally:
                     _stop(processes)
@@ -481,24 +518,28 @@ def _report(args: argparse.Namespace, results: list[tuple[dict[str, float],
           "capacity, and latency that is mostly queueing")
     print(f"{'workers':>7} {'starts/s':>9} {'transitions/s':>14} {'commits/s':>10} "
           f"{'ready p50 ms':>13} {'ready p99 ms':>13} {'worker CPU ms':>14} "
-          f"{'server CPU ms':>14}")
+          f"{'server CPU ms':>14} {'database CPU ms':>16}")
     for closed, _ in results:
         print(f"{closed['workers']:7.0f} {closed['start_rate']:9.1f} "
               f"{closed['transitions']:14.1f} {closed['commits']:10.1f} {closed['p50']:13.1f} "
               f"{closed['p99']:13.1f} {closed['worker_cpu_ms']:14.2f} "
-              f"{closed['server_cpu_ms']:14.2f}")
-    print("  (CPU ms: per step transition, all worker processes / the server process)")
+              f"{closed['server_cpu_ms']:14.2f} {closed['database_cpu_ms']:16.2f}")
+    print("  (CPU ms: per step transition, all worker processes / the server process / the "
+          "database's backends, when PostgreSQL runs on this machine)")
     if args.rate > 0:
         print(f"offered load (open loop, Poisson arrivals at {args.rate:g} ChooseBranch "
               f"commits/s = {2 * args.rate:g} transitions/s, {args.open_seconds:g} s):")
         print(f"{'workers':>7} {'offered/s':>10} {'achieved/s':>11} {'of capacity':>12} "
-              f"{'ready p50 ms':>13} {'ready p99 ms':>13} {'starved':>8}")
+              f"{'ready p50 ms':>13} {'ready p99 ms':>13} {'starved':>8} "
+              f"{'worker CPU ms':>14} {'server CPU ms':>14} {'database CPU ms':>16}")
         for closed, opened in results:
             if opened is None:
                 continue
             print(f"{opened['workers']:7.0f} {opened['rate']:10.1f} {opened['achieved']:11.1f} "
                   f"{opened['rate'] / closed['commits']:11.0%} {opened['p50']:13.1f} "
-                  f"{opened['p99']:13.1f} {opened['starved']:8.0f}")
+                  f"{opened['p99']:13.1f} {opened['starved']:8.0f} "
+                  f"{opened['worker_cpu_ms']:14.2f} {opened['server_cpu_ms']:14.2f} "
+                  f"{opened['database_cpu_ms']:16.2f}")
         print("  (of capacity: offered commits/s over the saturated commits/s above; starved:"
               " arrivals that found no run ready)")
     print("targets: >= 200 transitions/s, p99 <= 100 ms")

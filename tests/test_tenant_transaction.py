@@ -157,3 +157,54 @@ class TestOverGraphQL:
             assert codes == {"INVALID_CURSOR"}, response.json()["errors"]
         after = await gql("{ viewer { id } }", token=tenant.token)
         assert after["viewer"]["id"] == str(tenant.admin_id)
+
+
+class TestDoomed:
+    async def test_a_doomed_transaction_ends_in_rollback_even_when_committed(
+            self, db, settings) -> None:
+        tenant = await make_tenant(settings)
+        async with db.transaction(tenant.id) as tx:
+            await tx.execute("UPDATE tenants SET name = 'Doomed' WHERE id = $1", tenant.id)
+            tx.doom()
+        async with db.transaction(tenant.id) as tx:
+            assert await tx.fetchval("SELECT name FROM tenants") != "Doomed"
+
+
+CREATE_TWO = """mutation($a: CreateWorkflowInput!, $b: CreateWorkflowInput!) {
+  first: createWorkflow(input: $a) { workflow { key } errors { code path } }
+  second: createWorkflow(input: $b) { workflow { key } errors { code path } } }"""
+
+
+class TestMutationErrors:
+    async def test_beside_another_mutation_a_failing_one_undoes_only_its_own_work(
+            self, gql, settings) -> None:
+        """Several mutations share the operation's transaction: each runs in a savepoint."""
+        tenant = await make_tenant(settings)
+        good = {"key": "kept", "name": "Kept", "config": config("kept")}
+        data = await gql(CREATE_TWO, {"a": good, "b": good}, token=tenant.token)
+        assert data["first"] == {"workflow": {"key": "kept"}, "errors": []}
+        assert data["second"]["workflow"] is None
+        assert data["second"]["errors"][0]["code"]
+        listed = await gql("{ workflows(first: 5, filter: {isCore: false}) "
+                           "{ edges { node { key } } } }", token=tenant.token)
+        assert [e["node"]["key"] for e in listed["workflows"]["edges"]] == ["kept"]
+
+    async def test_a_sole_failing_mutation_keeps_nothing_and_the_next_one_works(
+            self, gql, settings) -> None:
+        """Alone in its operation, a mutation's error rolls the whole transaction back."""
+        tenant = await make_tenant(settings)
+        good = {"key": "once", "name": "Once", "config": config("once")}
+        create = """mutation($input: CreateWorkflowInput!) { createWorkflow(input: $input) {
+            workflow { key } errors { code path } } }"""
+        assert (await gql(create, {"input": good}, token=tenant.token))[
+            "createWorkflow"]["errors"] == []
+        again = await gql(create, {"input": good}, token=tenant.token)
+        assert again["createWorkflow"]["workflow"] is None
+        assert again["createWorkflow"]["errors"][0]["code"]
+        other = {"key": "twice", "name": "Twice", "config": config("twice")}
+        assert (await gql(create, {"input": other}, token=tenant.token))[
+            "createWorkflow"]["workflow"] == {"key": "twice"}
+        listed = await gql("{ workflows(first: 5, filter: {isCore: false}) "
+                           "{ edges { node { key } } } }", token=tenant.token)
+        assert sorted(e["node"]["key"] for e in listed["workflows"]["edges"]) == [
+            "once", "twice"]

@@ -10,7 +10,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.jobs.models import QUEUE, Job
 from domain.shared.db import tx_of
 
-_DEFER_MANY = "SELECT stepwise_defer_jobs($1::jsonb)"
+# Queues the jobs of a JSON array (`payload`); a statement of another concept may call it
+# too, to defer its jobs in the same round trip as its writes.
+DEFER_CALL = "stepwise_defer_jobs({}::jsonb)"
+_DEFER_MANY = "SELECT " + DEFER_CALL.format("$1")
+
+
+def payload(jobs: Sequence[Job]) -> str:
+    """The jobs as the JSON array DEFER_CALL takes."""
+    return json.dumps([{"task": job.task, "args": job.payload(), "queue": QUEUE,
+                        "scheduled_at": job.scheduled_at.isoformat() if job.scheduled_at
+                        else None, "queueing_lock": job.queueing_lock,
+                        "priority": job.priority} for job in jobs],
+                      separators=(",", ":"), default=str)
 
 
 async def defer_many(session: AsyncSession, jobs: Sequence[Job]) -> int:
@@ -18,9 +30,5 @@ async def defer_many(session: AsyncSession, jobs: Sequence[Job]) -> int:
     skipped (one queued nudge per key is enough). Returns how many were queued."""
     if not jobs:
         return 0
-    payload = [{"task": job.task, "args": job.payload(), "queue": QUEUE,
-                "scheduled_at": job.scheduled_at.isoformat() if job.scheduled_at else None,
-                "queueing_lock": job.queueing_lock, "priority": job.priority} for job in jobs]
-    queued: int = await tx_of(session).fetchval(
-        _DEFER_MANY, json.dumps(payload, separators=(",", ":"), default=str))
+    queued: int = await tx_of(session).fetchval(_DEFER_MANY, payload(jobs))
     return queued

@@ -21,7 +21,6 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.context import builder
-from domain.jobs import service as jobs
 from domain.jobs.models import Job
 from domain.notifications import service as notifications
 from domain.runs import repository
@@ -153,16 +152,15 @@ async def load(session: AsyncSession, actor: Actor, run_id: UUID, *,
 
 
 async def save(work: Work) -> None:
-    """Write everything the work changed: the run, its steps and events in one statement,
-    then timers, outbox rows and jobs if there are any."""
+    """Write everything the work changed: the run, its steps and events and its jobs in one
+    statement, then timers and outbox rows if there are any."""
     session, now = work.session, work.now
     await repository.save(session, work.run, [work.steps[s] for s in sorted(work.dirty)],
-                          work.events, now=now)
+                          work.events, now=now, jobs=work.jobs)
     await repository.insert_timers(session, work.timers)
     await repository.set_timer_status(session, work.cancelled_timers, "cancelled", now=now)
     if work.firing is not None:
         await work.firing.flush()
-    await jobs.defer(session, *work.jobs)
     work.events, work.dirty, work.jobs, work.timers, work.cancelled_timers = [], set(), [], [], []
 
 

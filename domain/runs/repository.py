@@ -14,6 +14,8 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.customers.models import Customer
+from domain.jobs import repository as jobs_repository
+from domain.jobs.models import Job
 from domain.notifications.models import Notification
 from domain.runs.models import Run, RunEvent, RunFilter, RunStep, RunTimer
 from domain.shared import jsontext
@@ -73,18 +75,26 @@ async def lock(session: AsyncSession, run_id: UUID) -> Run | None:
 # (`seen`) differs from the one locked (`locked`) exactly when a transaction that changed the
 # run committed meanwhile (every write to a run's steps and timers also updates its row, in
 # `save`), and then the statement is run again, the lock held, on a fresh snapshot.
-_LOCK_WITH_STEPS = (
-    f"SELECT {', '.join(f'r.{c.strip()}' for c in _RUN_COLUMNS.split(','))}, "
-    "r.xmin::text AS locked, (SELECT v.xmin::text FROM runs v WHERE v.id = r.id) AS seen, "
-    "ARRAY(SELECT s.step_id FROM run_steps s WHERE s.tenant_id = r.tenant_id "
-    "AND s.run_id = r.id) AS known_steps, "
-    "(SELECT json_agg(json_build_object("
-    + ", ".join(f"'{c.strip()}', s.{c.strip()}" for c in _STEP_COLUMNS.split(","))
-    + ")) FROM run_steps s WHERE s.tenant_id = r.tenant_id AND s.run_id = r.id "
-    "AND (s.step_id = r.current_step_id OR s.step_id = ANY($2::text[]))) AS records, "
-    "EXISTS (SELECT FROM run_timers t WHERE t.tenant_id = r.tenant_id AND t.run_id = r.id "
-    "AND t.status = 'pending') AS has_timers "
-    "FROM runs r WHERE r.id = $1 FOR UPDATE OF r")
+def _lock_with_steps_sql(also: str) -> str:
+    return (
+        f"SELECT {', '.join(f'r.{c.strip()}' for c in _RUN_COLUMNS.split(','))}, "
+        "r.xmin::text AS locked, (SELECT v.xmin::text FROM runs v WHERE v.id = r.id) AS seen, "
+        "ARRAY(SELECT s.step_id FROM run_steps s WHERE s.tenant_id = r.tenant_id "
+        "AND s.run_id = r.id) AS known_steps, "
+        "(SELECT json_agg(json_build_object("
+        + ", ".join(f"'{c.strip()}', s.{c.strip()}" for c in _STEP_COLUMNS.split(","))
+        + ")) FROM run_steps s WHERE s.tenant_id = r.tenant_id AND s.run_id = r.id "
+        f"AND (s.step_id = r.current_step_id{also})) AS records, "
+        "EXISTS (SELECT FROM run_timers t WHERE t.tenant_id = r.tenant_id AND t.run_id = r.id "
+        "AND t.status = 'pending') AS has_timers "
+        "FROM runs r WHERE r.id = $1 FOR UPDATE OF r")
+
+
+# By how many other steps are asked for: none, one, several. A parameter array would make
+# every execution planned anew (a custom plan for a known array always looks cheaper than the
+# generic one, so the plan cache never settles on it); a scalar or none keeps the plan cached.
+_LOCK_WITH_STEPS = (_lock_with_steps_sql(""), _lock_with_steps_sql(" OR s.step_id = $2"),
+                    _lock_with_steps_sql(" OR s.step_id = ANY($2::text[])"))
 _STEP_TIMES = ("started_at", "finished_at", "created_at", "updated_at")
 
 
@@ -112,9 +122,13 @@ async def lock_with_steps(session: AsyncSession, run_id: UUID, step_ids: Sequenc
     """`lock`, plus the records of the current step and of `step_ids`, the ids of all the
     run's step records and whether it has pending timers (None if it is not visible)."""
     tx = tx_of(session)
-    row = await tx.fetchrow(_LOCK_WITH_STEPS, run_id, list(step_ids))
+    others = list(step_ids)
+    sql = _LOCK_WITH_STEPS[min(len(others), 2)]
+    args: tuple[Any, ...] = (run_id,) if not others else (
+        run_id, others[0] if len(others) == 1 else others)
+    row = await tx.fetchrow(sql, *args)
     if row is not None and row["locked"] != row["seen"]:  # waited for the lock: read again
-        row = await tx.fetchrow(_LOCK_WITH_STEPS, run_id, list(step_ids))
+        row = await tx.fetchrow(sql, *args)
     if row is None:
         return None
     values = dict(row)
@@ -175,8 +189,9 @@ async def active_for(session: AsyncSession, customer_id: UUID, workflow_key: str
 
 
 # The run, its changed step records and its new events, written in one statement (one round
-# trip per transaction's save). Data-modifying CTEs all run to completion; each touches its
-# own table, and the event trigger (live NOTIFY) fires once for the statement as before.
+# trip per transaction's save), with the jobs the work deferred if there are any.
+# Data-modifying CTEs all run to completion; each touches its own table, and the event
+# trigger (live NOTIFY) fires once for the statement as before.
 _SAVE = (
     "WITH run AS (UPDATE runs SET status = $2, current_step_id = $3, context = $4::jsonb, "
     "paused_status = $5, error = $6, next_seq = $7, updated_at = $8, started_at = $9, "
@@ -195,8 +210,9 @@ _SAVE = (
     "events AS (INSERT INTO run_events (tenant_id, run_id, seq, type, step_id, payload, at) "
     "SELECT e.tenant_id, e.run_id, e.seq, e.type, e.step_id, e.payload, e.at "
     "FROM jsonb_to_recordset($12::jsonb) AS e(tenant_id uuid, run_id uuid, seq int, "
-    "type text, step_id text, payload jsonb, at timestamptz)) "
-    "SELECT 1")
+    "type text, step_id text, payload jsonb, at timestamptz)) ")
+_SAVE_ALONE = _SAVE + "SELECT 1"
+_SAVE_DEFERRING = _SAVE + "SELECT " + jobs_repository.DEFER_CALL.format("$13")
 
 
 def _time(value: datetime | None) -> str | None:
@@ -204,14 +220,18 @@ def _time(value: datetime | None) -> str | None:
 
 
 async def save(session: AsyncSession, run: Run, steps: Sequence[RunStep],
-               events: Sequence[RunEvent], *, now: datetime) -> None:
-    """Write the run, insert or update `steps` and append `events`, in one round trip.
+               events: Sequence[RunEvent], *, now: datetime, jobs: Sequence[Job] = ()
+               ) -> None:
+    """Write the run, insert or update `steps`, append `events` and queue `jobs` (as
+    domain.jobs does), in one round trip.
 
     Step inputs and outputs, and event payloads, travel as JSON values inside the JSON
     array (a JSON null input is stored as SQL NULL, as before)."""
+    deferring = (jobs_repository.payload(jobs),) if jobs else ()
     await tx_of(session).execute(
-        _SAVE, run.id, run.status, run.current_step_id, _dumps(run.context), run.paused_status,
-        run.error, run.next_seq, now, run.started_at, run.finished_at,
+        _SAVE_DEFERRING if jobs else _SAVE_ALONE, run.id, run.status, run.current_step_id,
+        _dumps(run.context), run.paused_status, run.error, run.next_seq, now, run.started_at,
+        run.finished_at,
         _dumps([{"tenant_id": step.tenant_id, "run_id": step.run_id, "step_id": step.step_id,
                  "step_type": step.step_type, "status": step.status,
                  "attempts": step.attempts, "input": step.input, "output": step.output,
@@ -219,7 +239,7 @@ async def save(session: AsyncSession, run: Run, steps: Sequence[RunStep],
                  "finished_at": _time(step.finished_at)} for step in steps]),
         _dumps([{"tenant_id": e.tenant_id, "run_id": e.run_id, "seq": e.seq, "type": e.type,
                  "step_id": e.step_id, "payload": e.payload, "at": e.at.isoformat()}
-                for e in events]))
+                for e in events]), *deferring)
 
 
 # Steps and events (reads)

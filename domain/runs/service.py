@@ -29,7 +29,6 @@ from domain.runs.errors import (
 )
 from domain.runs.models import ACTIVE, Run, RunEvent, RunFilter, RunStatus, RunStep, StepStatus
 from domain.shared.actor import Actor, Role
-from domain.shared.db import tx_of
 from domain.shared.errors import DomainError, NotFound
 from domain.shared.ids import parse_id
 from domain.shared.pagination import Page, decode_cursor, encode_cursor, page_size
@@ -40,10 +39,10 @@ MAX_COMMENT = 2000
 
 
 async def _save(work: Work) -> None:
-    """Save, mapping the one-active-run rule to its own error."""
+    """Save, mapping the one-active-run rule to its own error (the caller undoes the
+    transaction's work: the mutation's savepoint or rollback, the job's rollback)."""
     try:
-        async with tx_of(work.session).savepoint():
-            await engine.save(work)
+        await engine.save(work)
     except asyncpg.UniqueViolationError as exc:
         raise RunAlreadyActive("this customer already has an active run of this workflow",
                                path="input.workflowKey") from exc
@@ -67,15 +66,14 @@ async def start_run(session: AsyncSession, actor: Actor, *, workflow_key: str,
     if await repository.active_for(session, customer.id, workflow.key) is not None:
         raise RunAlreadyActive("this customer already has an active run of this workflow",
                                path="input.workflowKey")
-    try:
-        async with tx_of(session).savepoint():
-            work = await engine.start(
-                session, actor, workflow_id=workflow.id, workflow_key=workflow.key,
-                version=workflow.latest_version, config=workflow.config,
-                customer_id=customer.id, variables=values, trigger=trigger,
-                parent_run_id=parent_run_id,
-                renewal_date=renewal_date or customer.renewal_date, advance=advance)
-            await engine.save(work)
+    try:  # (a violation aborts the transaction: the caller undoes it, as in _save)
+        work = await engine.start(
+            session, actor, workflow_id=workflow.id, workflow_key=workflow.key,
+            version=workflow.latest_version, config=workflow.config,
+            customer_id=customer.id, variables=values, trigger=trigger,
+            parent_run_id=parent_run_id,
+            renewal_date=renewal_date or customer.renewal_date, advance=advance)
+        await engine.save(work)
     except asyncpg.UniqueViolationError as exc:  # a concurrent start won the race
         raise RunAlreadyActive("this customer already has an active run of this workflow",
                                path="input.workflowKey") from exc

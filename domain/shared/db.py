@@ -151,6 +151,7 @@ class Tx:
         self._broken = False
         self._open = False
         self._released = False
+        self._doomed = False  # ends in ROLLBACK whatever is asked (see doom)
 
     @property
     def session(self) -> TenantSession:
@@ -318,7 +319,16 @@ class Tx:
             raise
         await self.execute(f"RELEASE SAVEPOINT {name}")
 
+    def doom(self) -> None:
+        """The work failed and nothing of it may be kept: the transaction ends in ROLLBACK
+        even if asked to commit (what a savepoint would undo, without its two round trips,
+        when nothing else shares the transaction)."""
+        self._doomed = True
+
     async def commit(self) -> None:
+        if self._doomed:
+            await self._end("ROLLBACK")
+            return
         if self._session is not None:
             await self._session.flush()
         await self._end("COMMIT")
