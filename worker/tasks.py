@@ -92,10 +92,17 @@ def _pool(**options: Any) -> psycopg_pool.AsyncConnectionPool[Any]:
 def connector(settings: Settings, *, max_size: int) -> procrastinate.PsycopgConnector:
     """procrastinate's pool, in autocommit: each of its queries is one statement (a function
     call), so psycopg's implicit BEGIN and COMMIT were two round trips more per query, four
-    per job."""
+    per job.
+
+    Its commits do not wait for the WAL flush (synchronous_commit off): a crash may forget
+    the last few milliseconds of fetches and finishes, which only means a job is fetched
+    again (still `todo`) or recovered as stalled (still `doing`) and runs again, and every
+    job is a nudge that re-checks our tables first. Jobs are deferred inside our own
+    transactions, which stay synchronous. The fetch's flush sat on every step's path."""
     return procrastinate.PsycopgConnector(
         conninfo=settings.jobs_database_url, min_size=1, max_size=max_size, timeout=5.0,
-        kwargs={"options": f"-c search_path={JOBS_SCHEMA}", "connect_timeout": 3},
+        kwargs={"options": f"-c search_path={JOBS_SCHEMA} -c synchronous_commit=off",
+                "connect_timeout": 3},
         configure=_autocommit, pool_factory=_pool)
 
 

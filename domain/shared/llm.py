@@ -267,15 +267,19 @@ def client() -> AsyncAnthropic:
     """The process's SDK client (one per event loop: pooled connections belong to their loop).
 
     A client left behind on a finished loop is dropped unclosed: its loop cannot close it.
+    Its HTTP goes through aiohttp (the SDK's `aiohttp` extra): the same requests for about a
+    third less CPU per call than its default httpx transport, measured against the local fake.
     """
     global _client
     loop = asyncio.get_running_loop()
     if _client is None or _client[0] is not loop:
-        from anthropic import AsyncAnthropic
+        from anthropic import AsyncAnthropic, DefaultAioHttpClient
 
         current = config()
         _client = (loop, AsyncAnthropic(api_key=current.api_key, base_url=current.base_url,
-                                        timeout=current.timeout, max_retries=current.max_retries))
+                                        timeout=current.timeout, max_retries=current.max_retries,
+                                        http_client=DefaultAioHttpClient(
+                                            timeout=current.timeout)))
     return _client[1]
 
 
