@@ -312,3 +312,83 @@ class TestIOStepsAreQueued:
             await owner.close()
         assert [(str(r["id"]), r["status"], r["step_id"]) for r in reserved] == [
             (args["reservation"], "reserved", "alternative-options")]
+
+
+async def _started_job(database_url: str, run_id: str) -> dict[str, Any]:
+    import asyncpg
+
+    from tests.conftest import _plain
+
+    owner = await asyncpg.connect(_plain(database_url))
+    try:
+        rows = await owner.fetch("SELECT args FROM jobs.procrastinate_jobs "
+                                 "WHERE task_name = 'execute_step' AND args->>'run_id' = $1",
+                                 run_id)
+    finally:
+        await owner.close()
+    assert len(rows) == 1
+    args: dict[str, Any] = json.loads(rows[0]["args"])
+    return args
+
+
+async def _ledger(database_url: str, run_id: str) -> list[str]:
+    import asyncpg
+
+    from tests.conftest import _plain
+
+    owner = await asyncpg.connect(_plain(database_url))
+    try:
+        rows = await owner.fetch("SELECT status FROM llm_usage WHERE run_id = $1",
+                                 uuid.UUID(run_id))
+    finally:
+        await owner.close()
+    return [row["status"] for row in rows]
+
+
+async def _execute(app_db, team: Team, args: dict[str, Any]) -> str:  # type: ignore[no-untyped-def]
+    reservation = args.get("reservation")
+    return await work.execute_step(
+        app_db, team.tenant.id, uuid.UUID(args["run_id"]), args["step_id"], args["attempt"],
+        started=bool(args.get("started")),
+        reservation=uuid.UUID(reservation) if reservation else None)
+
+
+class TestStartedIOSteps:
+    async def test_a_run_cancelled_before_the_worker_calls_nothing_and_frees_its_reservation(
+            self, gql, settings, database_url, app_db, fake_llm) -> None:
+        team = await make_team(gql, settings)
+        customer = await make_customer(gql, team, days=10, arr=90000)
+        run_id = (await start(gql, team, "critical", customer["id"]))["run"]["id"]
+        await act(gql, team, "ChooseBranch", "chooseBranch", runId=run_id,
+                  branchId="needs-alternatives")
+        args = await _started_job(database_url, run_id)
+        assert (await act(gql, team, "CancelRun", "cancelRun", runId=run_id))["errors"] == []
+        assert await _execute(app_db, team, args) == "stale"
+        assert await fake_llm.calls() == []
+        assert await _ledger(database_url, run_id) == ["released"]
+        assert (await run(gql, team, run_id))["status"] == "cancelled"
+
+    async def test_a_pause_after_the_start_lets_the_step_finish_and_stops_at_the_boundary(
+            self, gql, settings, database_url, app_db, fake_llm) -> None:
+        team = await make_team(gql, settings)
+        customer = await make_customer(gql, team, days=10, arr=90000)
+        run_id = (await start(gql, team, "critical", customer["id"]))["run"]["id"]
+        await act(gql, team, "ChooseBranch", "chooseBranch", runId=run_id,
+                  branchId="needs-alternatives")
+        args = await _started_job(database_url, run_id)
+        assert (await act(gql, team, "PauseRun", "pauseRun", runId=run_id))["errors"] == []
+        assert await _execute(app_db, team, args) == "done"
+        assert len(await fake_llm.calls()) == 1
+        assert await _ledger(database_url, run_id) == ["settled"]
+        paused = await run(gql, team, run_id)
+        assert paused["status"] == "paused"
+        step = next(s for s in paused["steps"] if s["stepId"] == "alternative-options")
+        assert step["status"] == "completed" and step["output"]
+        resumed = await act(gql, team, "ResumeRun", "resumeRun", runId=run_id)
+        assert resumed["errors"] == []
+        # (the step is the flow's last: the resume continues where the pause stopped it)
+        assert resumed["run"]["status"] == "completed"
+        assert _types(await run(gql, team, run_id))[-2:] == ["run_resumed", "run_completed"]
+        # The job ran once: running it again (a retry) changes nothing and calls nothing.
+        assert await _execute(app_db, team, args) == "stale"
+        assert len(await fake_llm.calls()) == 1
