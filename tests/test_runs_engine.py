@@ -383,7 +383,8 @@ class TestStartedIOSteps:
         paused = await run(gql, team, run_id)
         assert paused["status"] == "paused"
         step = next(s for s in paused["steps"] if s["stepId"] == "alternative-options")
-        assert step["status"] == "completed" and step["output"]
+        assert step["status"] == "completed"
+        assert step["output"]
         resumed = await act(gql, team, "ResumeRun", "resumeRun", runId=run_id)
         assert resumed["errors"] == []
         # (the step is the flow's last: the resume continues where the pause stopped it)
