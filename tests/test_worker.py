@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -163,7 +163,10 @@ class TestCoreWorkflows:
         assert set(scheduled) == {"day-7-manager", "day-8-vp", "day-15-war-room",
                                   "day-22-ceo", "day-30-ceo-final"}
         assert smtp.mails == []
-        clock.advance(timedelta(days=6, hours=1))  # renewal + 7 days, start of day (UTC)
+        # To renewal + 7 days, an hour into the day (UTC): a step from now would also pass
+        # day 8 when the test runs late in the day.
+        renewal = date.fromisoformat(customer["renewalDate"])
+        clock.advance(datetime.combine(renewal + timedelta(days=7), time(1), UTC) - clock.now())
         await eventually(lambda: _async(_by_subject(smtp, "7 days overdue")),
                          what="the day-7 escalation")
         assert _by_subject(smtp, "8 days overdue") == []
