@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -40,23 +41,20 @@ async def attempt(info: Info, work: Callable[[], Awaitable[T]]) -> tuple[T | Non
     tx = info.context.transaction
     alone = _sole_field(info)
     try:
-        if alone:
+        async with contextlib.nullcontext() if alone else tx.savepoint():
             result = await work()
-        else:
-            async with tx.savepoint():
-                result = await work()
     except DomainError as error:
-        if alone:
-            tx.doom()
-        return None, to_user_errors(error)
+        errors = to_user_errors(error)
     except (DBAPIError, asyncpg.PostgresError) as exc:
         mapped = from_database(exc)
         if mapped is None:
             raise
-        if alone:
-            tx.doom()
-        return None, to_user_errors(mapped)
-    return result, []
+        errors = to_user_errors(mapped)
+    else:
+        return result, []
+    if alone:
+        tx.doom()
+    return None, errors
 
 
 def _sole_field(info: Info) -> bool:

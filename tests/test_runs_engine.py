@@ -314,34 +314,35 @@ class TestIOStepsAreQueued:
             (args["reservation"], "reserved", "alternative-options")]
 
 
-async def _started_job(database_url: str, run_id: str) -> dict[str, Any]:
+async def _as_owner(database_url: str, sql: str, *args: Any) -> list[Any]:
     import asyncpg
 
     from tests.conftest import _plain
 
     owner = await asyncpg.connect(_plain(database_url))
     try:
-        rows = await owner.fetch("SELECT args FROM jobs.procrastinate_jobs "
-                                 "WHERE task_name = 'execute_step' AND args->>'run_id' = $1",
-                                 run_id)
+        return list(await owner.fetch(sql, *args))
     finally:
         await owner.close()
+
+
+async def _at_the_started_llm_step(gql, settings, database_url  # type: ignore[no-untyped-def]
+                                   ) -> tuple[Team, str, dict[str, Any]]:
+    """A critical run moved to its llm step: the team, the run and its job's arguments."""
+    team = await make_team(gql, settings)
+    customer = await make_customer(gql, team, days=10, arr=90000)
+    run_id = (await start(gql, team, "critical", customer["id"]))["run"]["id"]
+    await act(gql, team, "ChooseBranch", "chooseBranch", runId=run_id,
+              branchId="needs-alternatives")
+    rows = await _as_owner(database_url, "SELECT args FROM jobs.procrastinate_jobs "
+                           "WHERE task_name = 'execute_step' AND args->>'run_id' = $1", run_id)
     assert len(rows) == 1
-    args: dict[str, Any] = json.loads(rows[0]["args"])
-    return args
+    return team, run_id, json.loads(rows[0]["args"])
 
 
 async def _ledger(database_url: str, run_id: str) -> list[str]:
-    import asyncpg
-
-    from tests.conftest import _plain
-
-    owner = await asyncpg.connect(_plain(database_url))
-    try:
-        rows = await owner.fetch("SELECT status FROM llm_usage WHERE run_id = $1",
-                                 uuid.UUID(run_id))
-    finally:
-        await owner.close()
+    rows = await _as_owner(database_url, "SELECT status FROM llm_usage WHERE run_id = $1",
+                           uuid.UUID(run_id))
     return [row["status"] for row in rows]
 
 
@@ -356,12 +357,7 @@ async def _execute(app_db, team: Team, args: dict[str, Any]) -> str:  # type: ig
 class TestStartedIOSteps:
     async def test_a_run_cancelled_before_the_worker_calls_nothing_and_frees_its_reservation(
             self, gql, settings, database_url, app_db, fake_llm) -> None:
-        team = await make_team(gql, settings)
-        customer = await make_customer(gql, team, days=10, arr=90000)
-        run_id = (await start(gql, team, "critical", customer["id"]))["run"]["id"]
-        await act(gql, team, "ChooseBranch", "chooseBranch", runId=run_id,
-                  branchId="needs-alternatives")
-        args = await _started_job(database_url, run_id)
+        team, run_id, args = await _at_the_started_llm_step(gql, settings, database_url)
         assert (await act(gql, team, "CancelRun", "cancelRun", runId=run_id))["errors"] == []
         assert await _execute(app_db, team, args) == "stale"
         assert await fake_llm.calls() == []
@@ -370,12 +366,7 @@ class TestStartedIOSteps:
 
     async def test_a_pause_after_the_start_lets_the_step_finish_and_stops_at_the_boundary(
             self, gql, settings, database_url, app_db, fake_llm) -> None:
-        team = await make_team(gql, settings)
-        customer = await make_customer(gql, team, days=10, arr=90000)
-        run_id = (await start(gql, team, "critical", customer["id"]))["run"]["id"]
-        await act(gql, team, "ChooseBranch", "chooseBranch", runId=run_id,
-                  branchId="needs-alternatives")
-        args = await _started_job(database_url, run_id)
+        team, run_id, args = await _at_the_started_llm_step(gql, settings, database_url)
         assert (await act(gql, team, "PauseRun", "pauseRun", runId=run_id))["errors"] == []
         assert await _execute(app_db, team, args) == "done"
         assert len(await fake_llm.calls()) == 1

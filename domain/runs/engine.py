@@ -21,7 +21,7 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.context import builder
-from domain.jobs.models import Job
+from domain.jobs.models import EXECUTE_STEP, Job
 from domain.notifications import service as notifications
 from domain.runs import repository
 from domain.runs.errors import RunNotFound
@@ -102,6 +102,14 @@ class Work:
 
     def job(self, task: str, **args: Any) -> Job:
         return Job(task, self.run.tenant_id, {"run_id": str(self.run.id), **args})
+
+    def step_job(self, step_id: str, attempt: int, *, scheduled_at: datetime | None = None,
+                 **args: Any) -> Job:
+        """The worker's job for an I/O step's attempt: one queued per attempt at most."""
+        return Job(EXECUTE_STEP, self.run.tenant_id,
+                   {"run_id": str(self.run.id), "step_id": step_id, "attempt": attempt, **args},
+                   scheduled_at=scheduled_at,
+                   queueing_lock=f"step:{self.run.id}:{step_id}:{attempt}")
 
     async def customer_context(self) -> dict[str, Any]:
         if self._customer is None:

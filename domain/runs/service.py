@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.customers import service as customers
 from domain.customers.errors import CustomerNotFound
-from domain.jobs.models import EXECUTE_STEP, Job
 from domain.notifications import service as notifications
 from domain.runs import actions, engine, repository, variables
 from domain.runs.engine import Work, default_next
@@ -213,10 +212,7 @@ async def catch_up(work: Work) -> None:
     # call the model again.
     if record is not None and record.status == StepStatus.QUEUED \
             and work.run.status == RunStatus.RUNNING:
-        work.defer(Job(EXECUTE_STEP, work.run.tenant_id,
-                       {"run_id": str(work.run.id), "step_id": record.step_id,
-                        "attempt": record.attempts},
-                       queueing_lock=f"step:{work.run.id}:{record.step_id}:{record.attempts}"))
+        work.defer(work.step_job(record.step_id, record.attempts))
 
 
 async def fire(work: Work, timer: Any) -> None:

@@ -17,7 +17,6 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from domain.jobs.models import EXECUTE_STEP, Job
 from domain.runs.engine import (
     WAIT,
     Next,
@@ -58,20 +57,18 @@ class IOStepType(StepType):
         record.status = StepStatus.QUEUED.value
         work.run.status = RunStatus.RUNNING.value
         work.emit("step_queued", record.step_id, attempt=record.attempts)
-        args: dict[str, Any] = {"run_id": str(work.run.id), "step_id": record.step_id,
-                                "attempt": record.attempts}
+        args: dict[str, Any] = {}
         try:
             started = await start_io(work, step, record, self)
         except BudgetExceeded:
-            started = None
+            pass  # left queued: the worker starts it once the budget allows
         else:
             if started is None:  # its request could not be rendered: the run failed
                 return WAIT
             args["started"] = True
             if started.reservation is not None:
                 args["reservation"] = str(started.reservation)
-        work.defer(Job(EXECUTE_STEP, work.run.tenant_id, args,
-                       queueing_lock=f"step:{work.run.id}:{record.step_id}:{record.attempts}"))
+        work.defer(work.step_job(record.step_id, record.attempts, **args))
         return WAIT
 
     async def prepare(self, work: Work, step: Mapping[str, Any], record: RunStep

@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from domain.jobs.models import EXECUTE_STEP, Job
 from domain.runs import engine, repository, service, steps
 from domain.runs.engine import Work, default_next
 from domain.runs.models import RunStatus, StepStatus
@@ -30,10 +29,8 @@ log = logging.getLogger("stepwise.runs")
 
 def _wait_for_budget(work: Work, record: Any, attempt: int, error: BudgetExceeded) -> None:
     """The step stays queued and asks again later (an admin may raise the budget)."""
-    work.defer(Job(EXECUTE_STEP, work.run.tenant_id,
-                   {"run_id": str(work.run.id), "step_id": record.step_id, "attempt": attempt},
-                   scheduled_at=datetime.now(UTC) + usage.retry_after(),
-                   queueing_lock=f"step:{work.run.id}:{record.step_id}:{attempt}"))
+    work.defer(work.step_job(record.step_id, attempt,
+                             scheduled_at=datetime.now(UTC) + usage.retry_after()))
     work.emit("step_waiting", record.step_id, waitingFor="budget", code=error.code,
               message=error.message)
 
