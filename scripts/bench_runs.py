@@ -416,6 +416,14 @@ async def _phase(http: Client, owner: asyncpg.Connection,
             "runs": len(run_ids), "seconds": elapsed}
 
 
+def _dump(path: str, began: float, timeline: list[tuple[float, float]]) -> None:
+    """Seconds into the open loop and latency in ms, one commit per line: whether the tail
+    is spread (queueing) or bunched (a pause somewhere)."""
+    with open(path, "w") as dump:
+        dump.writelines(f"{at - began:.4f} {latency * 1000:.2f}\n"
+                        for at, latency in sorted(timeline))
+
+
 async def _open_phase(http: Client, owner: asyncpg.Connection,
                       watch: asyncpg.Connection, *, key: str, tenant_id: UUID,
                       database: str, customers: list[str], pairs: int, rate: float, seconds: float,
@@ -426,6 +434,7 @@ async def _open_phase(http: Client, owner: asyncpg.Connection,
     poller = await Watcher(watch, tenant_id).start()
     ready: list[tuple[UUID, int]] = [(run_id, 1) for run_id in run_ids]  # (run, its task)
     latencies: list[float] = []
+    timeline: list[tuple[float, float]] = []  # (commit seen, latency): STEPWISE_BENCH_DUMP
     starved = 0  # arrivals that found no run ready: the runs are all busy (overload)
     in_flight: set[asyncio.Task[None]] = set()
     chooser = random.Random(seed)  # noqa: S311 (a reproducible load, not a secret)
@@ -437,6 +446,7 @@ async def _open_phase(http: Client, owner: asyncpg.Connection,
         if data["chooseBranch"]["errors"]:
             raise RuntimeError(data["chooseBranch"]["errors"])
         latencies.append(await asyncio.wait_for(waiting, 60) - committed)
+        timeline.append((committed, latencies[-1]))
         if index < pairs:
             ready.append((run_id, index + 1))
 
@@ -464,6 +474,8 @@ async def _open_phase(http: Client, owner: asyncpg.Connection,
     server_cpu = _cpu_seconds(_server_pids()) - cpu_before[1]
     database_cpu = _cpu_since(database_before, _database_cpu(database))
     await poller.stop()
+    if os.environ.get("STEPWISE_BENCH_DUMP"):
+        _dump(f"{os.environ['STEPWISE_BENCH_DUMP']}.{workers}", began, timeline)
     return {"workers": workers, "rate": rate, "achieved": len(latencies) / offered,
             "starved": starved, "p50": statistics.median(latencies) * 1000,
             "p99": _percentile(latencies, 0.99) * 1000, "commits": len(latencies),

@@ -90,6 +90,22 @@ class TestAnotherTenantsRuns:
                 await conn.execute(statement)
             await conn.execute("ROLLBACK")
 
+    async def test_the_workers_one_statement_read_sees_its_tenant_only(
+            self, victim, app_connection_factory) -> None:
+        a, b, run_id, _ = victim
+        conn = await app_connection_factory()
+        await as_tenant(conn, a.tenant.id)
+        step = await conn.fetchval("SELECT current_step_id FROM runs WHERE id = $1", run_id)
+        await conn.execute("ROLLBACK")
+        read = "SELECT * FROM stepwise_io_request($1, $2, $3)"
+        assert await conn.fetchrow(read, b.tenant.id, run_id, step) is None
+        own = await conn.fetchrow(read, a.tenant.id, run_id, step)
+        assert own is not None
+        assert (own["run_status"], own["current_step_id"]) == ("waiting", step)
+        # the tenant it set ended with the statement's own transaction
+        assert await conn.fetchval("SELECT current_setting('app.tenant_id', true)") in (None, "")
+        assert await _count(conn, "runs") == 0
+
     async def test_rows_cannot_be_planted_in_or_moved_to_another_tenant(
             self, gql, victim, app_connection_factory) -> None:
         a, b, run_id, _ = victim

@@ -92,6 +92,50 @@ class TestEnding:
             setting = await tx.fetchval("SELECT current_setting('app.tenant_id', true)")
         assert setting in (None, "")
 
+    async def test_a_one_statement_read_sees_its_tenant_only_and_keeps_nothing_set(
+            self, db, settings) -> None:
+        a, b = await make_tenant(settings), await make_tenant(settings)
+        enter = "SELECT id FROM stepwise_enter($1, $2)"
+        own = await db.fetchrow_entering(a.id, enter, a.admin_id)
+        assert own is not None
+        assert own["id"] == a.admin_id
+        assert await db.fetchrow_entering(a.id, enter, b.admin_id) is None
+        # a statement that does not set the tenant itself sees nothing at all
+        assert await db.fetchrow_entering(
+            a.id, "SELECT id FROM users WHERE $1::uuid IS NOT NULL LIMIT 1") is None
+        async with db.transaction(None, read_only=True) as tx:  # the same pooled connection
+            setting = await tx.fetchval("SELECT current_setting('app.tenant_id', true)")
+        assert setting in (None, "")
+
+    async def test_a_refused_one_statement_read_leaves_the_connection_usable(
+            self, db, settings) -> None:
+        tenant = await make_tenant(settings)
+        for _ in range(3):  # more than the pool holds: a leaked connection would block
+            with pytest.raises(asyncpg.PostgresError):
+                await db.fetchrow_entering(tenant.id, "SELECT 1 / 0 WHERE $1::uuid IS NOT NULL")
+        async with db.transaction(tenant.id) as tx:
+            assert await tx.fetchval("SELECT count(*) FROM users") == 1
+
+    async def test_a_solo_database_runs_transactions_to_the_same_end(self, settings) -> None:
+        solo = Database(settings.app_database_url, pool_size=1, solo=True)
+        try:
+            tenant = await make_tenant(settings)
+
+            async def fail() -> None:
+                async with solo.transaction(tenant.id) as tx:
+                    await tx.execute("UPDATE users SET name = 'Changed'")
+                    raise RuntimeError("boom")
+
+            with pytest.raises(RuntimeError):
+                await fail()
+            async with solo.transaction(tenant.id) as tx:
+                assert await tx.fetchval("SELECT name FROM users") != "Changed"
+                await tx.execute("UPDATE users SET name = 'Kept'")
+            async with solo.transaction(tenant.id, read_only=True) as tx:
+                assert await tx.fetchval("SELECT name FROM users") == "Kept"
+        finally:
+            await solo.dispose()
+
     async def test_a_savepoint_undoes_its_own_writes_only(self, db, settings) -> None:
         tenant = await make_tenant(settings)
         async with db.transaction(tenant.id) as tx:

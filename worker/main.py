@@ -55,7 +55,7 @@ class JobWorker(procrastinate.worker.Worker):
 
 async def _run_once(settings: Settings, concurrency: int, stop: asyncio.Event, *,
                     scan_seconds: float) -> None:
-    db = Database(settings.app_database_url, pool_size=concurrency + 2)
+    db = Database(settings.app_database_url, pool_size=concurrency + 2, solo=True)
     async with httpx.AsyncClient() as client:
         runtime = Runtime(settings=settings, db=db, http=client)
         app = build_app(runtime, max_size=concurrency + 3)

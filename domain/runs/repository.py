@@ -19,7 +19,7 @@ from domain.jobs.models import Job
 from domain.notifications.models import Notification
 from domain.runs.models import Run, RunEvent, RunFilter, RunStep, RunTimer
 from domain.shared import jsontext
-from domain.shared.db import tx_of
+from domain.shared.db import Database, tx_of
 from domain.shared.models import from_row
 from domain.workflows.models import Workflow
 
@@ -153,12 +153,12 @@ class IORequest:
     input: dict[str, Any] | None
 
 
-async def io_request(session: AsyncSession, run_id: UUID, step_id: str) -> IORequest | None:
-    """The run's status and current step beside the step's record (no lock)."""
-    row = await tx_of(session).fetchrow(
-        "SELECT r.status AS run_status, r.current_step_id, s.step_type, s.status, s.attempts, "
-        "s.input FROM runs r JOIN run_steps s ON s.tenant_id = r.tenant_id "
-        "AND s.run_id = r.id AND s.step_id = $2 WHERE r.id = $1", run_id, step_id)
+async def io_request(db: Database, tenant_id: UUID, run_id: UUID, step_id: str
+                     ) -> IORequest | None:
+    """The run's status and current step beside the step's record: no lock, no transaction
+    block, one round trip (migration 0010)."""
+    row = await db.fetchrow_entering(
+        tenant_id, "SELECT * FROM stepwise_io_request($1, $2, $3)", run_id, step_id)
     return None if row is None else IORequest(**dict(row))
 
 

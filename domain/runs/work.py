@@ -78,8 +78,7 @@ async def _started(db: Database, tenant_id: UUID, run_id: UUID, step_id: str, at
                    ) -> tuple[dict[str, Any], IOStepType, UUID | None] | str:
     """A step the transaction that entered it started: its request, read without a lock
     (the finishing transaction checks again under it), if the job still applies."""
-    async with db.transaction(tenant_id, read_only=True) as tx:
-        found = await repository.io_request(tx.session, run_id, step_id)
+    found = await repository.io_request(db, tenant_id, run_id, step_id)
     handler = STEP_TYPES.get(found.step_type) if found else None
     if (found is not None and isinstance(handler, IOStepType) and found.attempts == attempt
             and found.status == StepStatus.RUNNING and found.current_step_id == step_id

@@ -350,7 +350,10 @@ class Tx:
                 # connection inside a transaction.
                 # (one task: _alone waits for any statement still running, then ends it)
                 self._notify(statement)
-                await asyncio.shield(self._alone(lambda: self.driver.execute(statement)))
+                if self._solo:  # nothing else runs here; a cancelled end marks it broken
+                    await self._direct(lambda: self.driver.execute(statement))
+                else:
+                    await asyncio.shield(self._alone(lambda: self.driver.execute(statement)))
             self._open = False
         except BaseException:
             self._broken = True
@@ -391,8 +394,12 @@ class Database:
     on demand. The engine keeps two connections more for everything else (readiness).
     """
 
-    def __init__(self, app_url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, app_url: str, *, pool_size: int = 10, solo: bool = False) -> None:
         self.engine = make_engine(app_url, pool_size=pool_size + 2)
+        # solo: every Tx of this Database is used by one coroutine, one statement after
+        # another (the worker: a job is one coroutine), so none pays for the lock and the
+        # shielding task of each statement.
+        self.solo = solo
         self.listeners: list[StatementListener] = []  # tests count statements here
         self._idle: list[tuple[AsyncConnection, float]] = []  # most recently used last
         self._slots = asyncio.Semaphore(pool_size)
@@ -424,7 +431,7 @@ class Database:
         return give_back
 
     async def begin(self, tenant_id: UUID | None, *, user_id: UUID | None = None,
-                    read_only: bool = False, solo: bool = False) -> Tx:
+                    read_only: bool = False, solo: bool | None = None) -> Tx:
         """An open Tx for the tenant (as the system, or as the user re-read now); the caller
         must end it with `commit()` or `rollback()`. `transaction()` does that for you.
         `solo`: the caller never runs two statements at once (see Tx)."""
@@ -435,8 +442,8 @@ class Database:
             # (`get_raw_connection` would take one).
             raw = connection.sync_connection.connection if connection.sync_connection \
                 else await connection.get_raw_connection()
-            tx = Tx(connection, raw.driver_connection, listeners=self.listeners, solo=solo,
-                    give_back=give_back)
+            tx = Tx(connection, raw.driver_connection, listeners=self.listeners,
+                    solo=self.solo if solo is None else solo, give_back=give_back)
         except BaseException:
             await give_back(True)
             raise
@@ -446,6 +453,32 @@ class Database:
             await tx.rollback()
             raise
         return tx
+
+    async def fetchrow_entering(self, tenant_id: UUID, sql: str, *args: Any
+                                ) -> asyncpg.Record | None:
+        """One read as the tenant's system actor, in one round trip and no transaction block:
+        `sql` calls a SECURITY INVOKER function whose first argument is the tenant, which it
+        sets locally (set_config(..., true)) before it reads. The statement is its own
+        implicit transaction, so the setting ends with it; a function that did not set it
+        would see nothing (RLS with no tenant matches no row)."""
+        connection, born = await self._take()
+        give_back = self._returner(connection, born)
+        broken = True
+        try:
+            raw = connection.sync_connection.connection if connection.sync_connection \
+                else await connection.get_raw_connection()
+            driver: asyncpg.Connection = raw.driver_connection
+            for listener in self.listeners:
+                listener(sql)
+            try:
+                row: asyncpg.Record | None = await driver.fetchrow(sql, tenant_id, *args)
+            except asyncpg.PostgresError:  # refused by the server: the connection is fine
+                broken = driver.is_closed() or driver.is_in_transaction()
+                raise
+            broken = driver.is_in_transaction()
+            return row
+        finally:  # anything else (a lost connection, a cancellation mid-statement): replaced
+            await give_back(broken)
 
     @asynccontextmanager
     async def transaction(self, tenant_id: UUID | None, *, user_id: UUID | None = None,
