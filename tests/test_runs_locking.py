@@ -96,3 +96,50 @@ class TestRoundTrips:
                          "WITH budget", "WITH run", "COMMIT",
                          "BEGIN; SELECT", "SELECT r.tenant_id,", "UPDATE llm_usage",
                          "WITH run", "COMMIT"]
+
+    async def test_a_choice_into_an_llm_step_and_its_job_take_few_round_trips(
+            self, gql: GraphQLClient, settings: Settings, app: Any, app_db: Database,
+            database_url: str, fake_llm: Any) -> None:
+        import json
+
+        from tests.test_runs_engine import _as_owner, _execute, _ledger
+
+        team = await make_team(gql, settings)
+        for _ in range(2):  # the first choice reads the pinned version (cached after it)
+            customer = await make_customer(gql, team, days=10, arr=90000)
+            run_id = (await start(gql, team, "critical", customer["id"]))["run"]["id"]
+            if _ == 0:
+                await act(gql, team, "ChooseBranch", "chooseBranch", runId=run_id,
+                          branchId="needs-alternatives")
+        server: list[str] = []
+        app.state.db.listeners.append(server.append)
+        try:
+            moved = await act(gql, team, "ChooseBranch", "chooseBranch", runId=run_id,
+                              branchId="needs-alternatives")
+        finally:
+            app.state.db.listeners.remove(server.append)
+        assert moved["run"]["currentStepId"] == "alternative-options"
+        # enter as the caller; lock the run with its step and its customer's context; reserve
+        # the model call; save the run with its job; commit
+        assert [" ".join(s.split()[:2]) for s in server] == [
+            "BEGIN", "SELECT e.tenant_id,", "SELECT r.tenant_id,", "WITH budget", "WITH run",
+            "COMMIT"]
+        assert "LEFT JOIN LATERAL" in server[2]
+        rows = await _as_owner(database_url, "SELECT args FROM jobs.procrastinate_jobs "
+                               "WHERE task_name = 'execute_step' AND args->>'run_id' = $1",
+                               run_id)
+        args = json.loads(rows[0]["args"])
+        worker: list[str] = []
+        app_db.listeners.append(worker.append)
+        try:
+            assert await _execute(app_db, team, args) == "done"
+        finally:
+            app_db.listeners.remove(worker.append)
+        # read the request (one statement, no transaction block); then enter, lock, settle,
+        # save, commit
+        assert [" ".join(s.split()[:2]) for s in worker] == [
+            "SELECT *", "BEGIN; SELECT", "SELECT r.tenant_id,", "UPDATE llm_usage", "WITH run",
+            "COMMIT"]
+        assert "stepwise_io_request" in worker[0]
+        assert await _ledger(database_url, run_id) == ["settled"]
+        assert len(await fake_llm.calls()) == 1

@@ -116,6 +116,15 @@ def _composed(customer: Customer, around: repository.Surroundings,
                    csm=around.csm, manager=around.manager, contacts=around.contacts, now=now)
 
 
+def build_found(found: tuple[Customer, repository.Surroundings] | None, *,
+                now: datetime | None = None) -> Context:
+    """The context from a customer and surroundings another statement read beside its own
+    rows (repository.SURROUNDINGS_COLUMNS); CustomerNotFound if it was not visible."""
+    if found is None:
+        raise CustomerNotFound()
+    return _composed(found[0], found[1], now)
+
+
 async def build_for(session: AsyncSession, customer: Customer, *,
                     now: datetime | None = None) -> Context:
     """The context of an already-loaded customer (the run engine's entry point): one query

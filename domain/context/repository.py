@@ -59,26 +59,40 @@ def _part(model: Any, row: Any, alias: str) -> Any:
 # The customer, its tenant, contacts, CSM and the CSM's manager in one statement. Straight
 # to the driver: every run transition builds a context, so the ORM's per-statement work
 # (compilation, result processing) is worth skipping here.
-_WITH_SURROUNDINGS = (
-    f"SELECT {_columns(Customer, 'c')}, {_columns(Tenant, 't')}, "
-    f"{_columns(CompanyContacts, 'cc')}, {_columns(User, 'csm')}, {_columns(User, 'm')} "
-    "FROM customers c LEFT JOIN tenants t ON t.id = c.tenant_id "
-    "LEFT JOIN company_contacts cc ON cc.tenant_id = c.tenant_id "
-    "LEFT JOIN users csm ON csm.tenant_id = c.tenant_id AND csm.id = c.csm_id "
-    "LEFT JOIN users m ON m.tenant_id = csm.tenant_id AND m.id = csm.manager_id "
-    "WHERE c.id = $1")
+SURROUNDINGS_COLUMNS = (
+    f"{_columns(Customer, 'c')}, {_columns(Tenant, 't')}, "
+    f"{_columns(CompanyContacts, 'cc')}, {_columns(User, 'csm')}, {_columns(User, 'm')}")
+
+
+def surroundings_from(customer_id: str) -> str:
+    """The FROM clause of SURROUNDINGS_COLUMNS for the customer whose id is the SQL
+    expression `customer_id` (a parameter, or a column of an enclosing statement)."""
+    return ("FROM customers c LEFT JOIN tenants t ON t.id = c.tenant_id "
+            "LEFT JOIN company_contacts cc ON cc.tenant_id = c.tenant_id "
+            "LEFT JOIN users csm ON csm.tenant_id = c.tenant_id AND csm.id = c.csm_id "
+            "LEFT JOIN users m ON m.tenant_id = csm.tenant_id AND m.id = csm.manager_id "
+            f"WHERE c.id = {customer_id}")
+
+
+_WITH_SURROUNDINGS = f"SELECT {SURROUNDINGS_COLUMNS} {surroundings_from('$1')}"
+
+
+def found_in(values: dict[str, Any]) -> tuple[Customer, Surroundings] | None:
+    """The customer and its surroundings from a row holding SURROUNDINGS_COLUMNS (None when
+    the customer part is empty: not visible)."""
+    customer = _part(Customer, values, "c")
+    if customer is None:
+        return None
+    return customer, Surroundings(
+        tenant=_part(Tenant, values, "t"), contacts=_part(CompanyContacts, values, "cc"),
+        csm=_part(User, values, "csm"), manager=_part(User, values, "m"))
 
 
 async def with_surroundings(session: AsyncSession, customer_id: UUID
                             ) -> tuple[Customer, Surroundings] | None:
     """The customer and its surroundings in one statement; None if it is not visible."""
     row = await tx_of(session).fetchrow(_WITH_SURROUNDINGS, customer_id)
-    if row is None:
-        return None
-    values = dict(row)
-    return _part(Customer, values, "c"), Surroundings(
-        tenant=_part(Tenant, values, "t"), contacts=_part(CompanyContacts, values, "cc"),
-        csm=_part(User, values, "csm"), manager=_part(User, values, "m"))
+    return None if row is None else found_in(dict(row))
 
 
 async def surroundings(session: AsyncSession, customer: Customer) -> Surroundings:

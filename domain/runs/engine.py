@@ -64,6 +64,7 @@ class Work:
     cancelled_timers: list[UUID] = field(default_factory=list)
     firing: notifications.Firing | None = None
     _customer: dict[str, Any] | None = None
+    _found: Any = None  # the customer and surroundings `load` read, if it was asked to
     _time_zone: str | None = None
 
     def emit(self, event_type: str, step_id: str | None = None, /, **payload: Any) -> None:
@@ -112,6 +113,8 @@ class Work:
                    queueing_lock=f"step:{self.run.id}:{step_id}:{attempt}")
 
     async def customer_context(self) -> dict[str, Any]:
+        if self._customer is None and self._found is not None:
+            self._customer = builder.build_found(self._found, now=self.now)
         if self._customer is None:
             self._customer = await builder.build(self.session, self.run.customer_id,
                                                  now=self.now)
@@ -145,18 +148,24 @@ def run_root(run: Run) -> dict[str, Any]:
 
 
 async def load(session: AsyncSession, actor: Actor, run_id: UUID, *,
-               path: str | None = "runId", steps: Sequence[str] = ()) -> Work:
+               path: str | None = "runId", steps: Sequence[str] = (),
+               customer: bool = False) -> Work:
     """Lock the run and load what work on it needs (the current step's record, and those of
-    `steps`); RunNotFound if it is not the tenant's."""
-    found = await repository.lock_with_steps(session, run_id, steps)
+    `steps`); RunNotFound if it is not the tenant's. `customer`: read the customer's context
+    in the same statement (work that will likely enter a step rendering a template)."""
+    found = await repository.lock_with_steps(session, run_id, steps, customer=customer)
     if found is None:
         raise RunNotFound(path=path)
     config = await repository.version_config(session, found.run.workflow_id,
                                              found.run.workflow_version)
     if config is None:  # the version FK makes this impossible
         raise RunNotFound(path=path)
+    now = clock.now()
+    tenant = found.customer[1].tenant if found.customer else None
     return Work(session=session, actor=actor, run=found.run, config=config, steps=found.steps,
-                now=clock.now(), known=found.known, has_timers=found.has_timers)
+                now=now, known=found.known, has_timers=found.has_timers,
+                _found=found.customer,
+                _time_zone=(tenant.time_zone or "UTC") if tenant else None)
 
 
 async def save(work: Work) -> None:

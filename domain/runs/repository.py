@@ -13,6 +13,7 @@ from uuid import UUID
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.context import repository as context_repository
 from domain.customers.models import Customer
 from domain.jobs import repository as jobs_repository
 from domain.jobs.models import Job
@@ -75,9 +76,13 @@ async def lock(session: AsyncSession, run_id: UUID) -> Run | None:
 # (`seen`) differs from the one locked (`locked`) exactly when a transaction that changed the
 # run committed meanwhile (every write to a run's steps and timers also updates its row, in
 # `save`), and then the statement is run again, the lock held, on a fresh snapshot.
-def _lock_with_steps_sql(also: str) -> str:
+def _lock_with_steps_sql(also: str, *, customer: bool = False) -> str:
+    around = (f"LEFT JOIN LATERAL (SELECT {context_repository.SURROUNDINGS_COLUMNS} "
+              f"{context_repository.surroundings_from('r.customer_id')}) cx ON true "
+              if customer else "")
     return (
         f"SELECT {', '.join(f'r.{c.strip()}' for c in _RUN_COLUMNS.split(','))}, "
+        + ("cx.*, " if customer else "") +
         "r.xmin::text AS locked, (SELECT v.xmin::text FROM runs v WHERE v.id = r.id) AS seen, "
         "ARRAY(SELECT s.step_id FROM run_steps s WHERE s.tenant_id = r.tenant_id "
         "AND s.run_id = r.id) AS known_steps, "
@@ -87,14 +92,17 @@ def _lock_with_steps_sql(also: str) -> str:
         f"AND (s.step_id = r.current_step_id{also})) AS records, "
         "EXISTS (SELECT FROM run_timers t WHERE t.tenant_id = r.tenant_id AND t.run_id = r.id "
         "AND t.status = 'pending') AS has_timers "
-        "FROM runs r WHERE r.id = $1 FOR UPDATE OF r")
+        f"FROM runs r {around}WHERE r.id = $1 FOR UPDATE OF r")
 
 
 # By how many other steps are asked for: none, one, several. A parameter array would make
 # every execution planned anew (a custom plan for a known array always looks cheaper than the
 # generic one, so the plan cache never settles on it); a scalar or none keeps the plan cached.
-_LOCK_WITH_STEPS = (_lock_with_steps_sql(""), _lock_with_steps_sql(" OR s.step_id = $2"),
-                    _lock_with_steps_sql(" OR s.step_id = ANY($2::text[])"))
+# With `customer`, the customer and its surroundings are read beside the run (what entering
+# a step that renders a template needs: one round trip less than reading them after).
+_ALSO = ("", " OR s.step_id = $2", " OR s.step_id = ANY($2::text[])")
+_LOCK_WITH_STEPS = {(extra, customer): _lock_with_steps_sql(also, customer=customer)
+                    for extra, also in enumerate(_ALSO) for customer in (False, True)}
 _STEP_TIMES = ("started_at", "finished_at", "created_at", "updated_at")
 
 
@@ -115,15 +123,18 @@ class Locked:
     steps: dict[str, RunStep]  # the current step's record, and those asked for
     known: set[str]  # every step the run has a record of
     has_timers: bool  # whether any of its timers is pending
+    # the customer and its surroundings, if asked for (None: not asked, or not visible)
+    customer: tuple[Customer, context_repository.Surroundings] | None = None
 
 
-async def lock_with_steps(session: AsyncSession, run_id: UUID, step_ids: Sequence[str] = ()
-                          ) -> Locked | None:
+async def lock_with_steps(session: AsyncSession, run_id: UUID, step_ids: Sequence[str] = (),
+                          *, customer: bool = False) -> Locked | None:
     """`lock`, plus the records of the current step and of `step_ids`, the ids of all the
-    run's step records and whether it has pending timers (None if it is not visible)."""
+    run's step records and whether it has pending timers (None if it is not visible); with
+    `customer`, the run's customer and its surroundings too."""
     tx = tx_of(session)
     others = list(step_ids)
-    sql = _LOCK_WITH_STEPS[min(len(others), 2)]
+    sql = _LOCK_WITH_STEPS[min(len(others), 2), customer]
     args: tuple[Any, ...] = (run_id,) if not others else (
         run_id, others[0] if len(others) == 1 else others)
     row = await tx.fetchrow(sql, *args)
@@ -135,10 +146,15 @@ async def lock_with_steps(session: AsyncSession, run_id: UUID, step_ids: Sequenc
     known, records = values.pop("known_steps"), values.pop("records")
     has_timers = bool(values.pop("has_timers"))
     del values["locked"], values["seen"]
+    found = None
+    if customer:
+        around = {key: values.pop(key) for key in list(values) if "__" in key}
+        found = context_repository.found_in(around)
     if isinstance(records, str | bytes):  # json text, unless the driver decodes json itself
         records = jsontext.loads(records)
     steps = {item["step_id"]: _step_of_json(item) for item in records or ()}
-    return Locked(run=Run(**values), steps=steps, known=set(known), has_timers=has_timers)
+    return Locked(run=Run(**values), steps=steps, known=set(known), has_timers=has_timers,
+                  customer=found)
 
 
 @dataclass(frozen=True)

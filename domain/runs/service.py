@@ -96,7 +96,7 @@ def _waiting_step(work: Work) -> tuple[dict[str, Any], RunStep]:
 async def choose_branch(session: AsyncSession, actor: Actor, run_id: UUID | str,
                         branch_id: str) -> Run:
     actor.require(Role.EDITOR)
-    work = await engine.load(session, actor, _run_id(run_id))
+    work = await engine.load(session, actor, _run_id(run_id), customer=True)
     step, record = _waiting_step(work)
     if step.get("type") == "approval":
         raise WrongState("this step waits for an approval (approveStep)", path="runId")
@@ -125,7 +125,7 @@ async def approve(session: AsyncSession, actor: Actor, run_id: UUID | str, *, ap
     """The rendered approver (or an admin) decides. A rejection follows the step's
     `routing.rejectRoute` when it has one, else the run fails."""
     actor.require(Role.EDITOR)
-    work = await engine.load(session, actor, _run_id(run_id))
+    work = await engine.load(session, actor, _run_id(run_id), customer=True)
     step, record = _waiting_step(work)
     if step.get("type") != "approval":
         raise WrongState("this step waits for a choice, not an approval", path="runId")
