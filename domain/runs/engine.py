@@ -63,6 +63,7 @@ class Work:
     timers: list[RunTimer] = field(default_factory=list)
     cancelled_timers: list[UUID] = field(default_factory=list)
     firing: notifications.Firing | None = None
+    settlement: str | None = None  # an LLM call's ledger settlement, written with the save
     _customer: dict[str, Any] | None = None
     _found: Any = None  # the customer and surroundings `load` read, if it was asked to
     _time_zone: str | None = None
@@ -173,7 +174,8 @@ async def save(work: Work) -> None:
     statement, then timers and outbox rows if there are any."""
     session, now = work.session, work.now
     await repository.save(session, work.run, [work.steps[s] for s in sorted(work.dirty)],
-                          work.events, now=now, jobs=work.jobs)
+                          work.events, now=now, jobs=work.jobs, settlement=work.settlement)
+    work.settlement = None
     await repository.insert_timers(session, work.timers)
     await repository.set_timer_status(session, work.cancelled_timers, "cancelled", now=now)
     if work.firing is not None:

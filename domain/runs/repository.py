@@ -22,6 +22,7 @@ from domain.runs.models import Run, RunEvent, RunFilter, RunStep, RunTimer
 from domain.shared import jsontext
 from domain.shared.db import Database, tx_of
 from domain.shared.models import from_row
+from domain.usage import repository as usage_repository
 from domain.workflows.models import Workflow
 
 _RUN_COLUMNS = ("tenant_id, id, workflow_id, workflow_key, workflow_version, customer_id, "
@@ -227,8 +228,17 @@ _SAVE = (
     "SELECT e.tenant_id, e.run_id, e.seq, e.type, e.step_id, e.payload, e.at "
     "FROM jsonb_to_recordset($12::jsonb) AS e(tenant_id uuid, run_id uuid, seq int, "
     "type text, step_id text, payload jsonb, at timestamptz)) ")
-_SAVE_ALONE = _SAVE + "SELECT 1"
-_SAVE_DEFERRING = _SAVE + "SELECT " + jobs_repository.DEFER_CALL.format("$13")
+
+# By what the statement carries besides: jobs to defer ($13), an LLM call's settlement (the
+# next parameter) in the ledger (domain.usage).
+@lru_cache(maxsize=4)
+def _save_sql(deferring: bool, settling: bool) -> str:
+    sql = _SAVE
+    if settling:
+        sql = sql.rstrip() + ", " + usage_repository.SETTLE_CTE.format(
+            f"${14 if deferring else 13}") + " "
+    return sql + ("SELECT " + jobs_repository.DEFER_CALL.format("$13") if deferring
+                  else "SELECT 1")
 
 
 def _time(value: datetime | None) -> str | None:
@@ -236,16 +246,18 @@ def _time(value: datetime | None) -> str | None:
 
 
 async def save(session: AsyncSession, run: Run, steps: Sequence[RunStep],
-               events: Sequence[RunEvent], *, now: datetime, jobs: Sequence[Job] = ()
-               ) -> None:
-    """Write the run, insert or update `steps`, append `events` and queue `jobs` (as
-    domain.jobs does), in one round trip.
+               events: Sequence[RunEvent], *, now: datetime, jobs: Sequence[Job] = (),
+               settlement: str | None = None) -> None:
+    """Write the run, insert or update `steps`, append `events`, queue `jobs` (as
+    domain.jobs does) and settle an LLM call (domain.usage.service.settlement), in one
+    round trip.
 
     Step inputs and outputs, and event payloads, travel as JSON values inside the JSON
     array (a JSON null input is stored as SQL NULL, as before)."""
-    deferring = (jobs_repository.payload(jobs),) if jobs else ()
+    carried = ((jobs_repository.payload(jobs),) if jobs else ()) + (
+        (settlement,) if settlement is not None else ())
     await tx_of(session).execute(
-        _SAVE_DEFERRING if jobs else _SAVE_ALONE, run.id, run.status, run.current_step_id,
+        _save_sql(bool(jobs), settlement is not None), run.id, run.status, run.current_step_id,
         _dumps(run.context), run.paused_status, run.error, run.next_seq, now, run.started_at,
         run.finished_at,
         _dumps([{"tenant_id": step.tenant_id, "run_id": step.run_id, "step_id": step.step_id,
@@ -255,7 +267,7 @@ async def save(session: AsyncSession, run: Run, steps: Sequence[RunStep],
                  "finished_at": _time(step.finished_at)} for step in steps]),
         _dumps([{"tenant_id": e.tenant_id, "run_id": e.run_id, "seq": e.seq, "type": e.type,
                  "step_id": e.step_id, "payload": e.payload, "at": e.at.isoformat()}
-                for e in events]), *deferring)
+                for e in events]), *carried)
 
 
 # Steps and events (reads)

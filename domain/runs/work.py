@@ -108,18 +108,24 @@ async def execute_step(db: Database, tenant_id: UUID, run_id: UUID, step_id: str
         outcome = await handler.perform(request, db=db, tenant_id=tenant_id)
     except DomainError as error:
         failure, outcome = error, None
+    spent = outcome.get("usage") if isinstance(outcome, dict) else None
     async with db.transaction(tenant_id) as tx:
         work = await engine.load(tx.session, tx.acting, run_id, path=None, steps=(step_id,))
-        if reservation is not None:  # what the call cost counts even if the step is stale
-            spent = outcome.get("usage") if isinstance(outcome, dict) else None
-            if spent is not None:
-                await usage.settle(tx.session, tenant_id, reservation,
-                                   model=str(outcome.get("model") or ""), usage=spent,
-                                   now=work.now)
-            else:
-                await usage.release(tx.session, tenant_id, reservation, now=work.now)
         found = _io_step(work, step_id, attempt, statuses=(StepStatus.RUNNING,))
-        if found is None or work.run.status not in (RunStatus.RUNNING, RunStatus.PAUSED):
+        stale = found is None or work.run.status not in (RunStatus.RUNNING, RunStatus.PAUSED)
+        # What the call cost counts even if the step is stale: settled with the run's save
+        # (the same statement), else on its own.
+        if reservation is not None and spent is not None:
+            model = str(outcome.get("model") or "")
+            if stale:
+                await usage.settle(tx.session, tenant_id, reservation, model=model,
+                                   usage=spent, now=work.now)
+            else:
+                work.settlement = usage.settlement(tenant_id, reservation, model=model,
+                                                   usage=spent, now=work.now)
+        elif reservation is not None:
+            await usage.release(tx.session, tenant_id, reservation, now=work.now)
+        if found is None or stale:
             return "stale"
         step, handler = found
         record = work.steps[step_id]

@@ -88,15 +88,29 @@ async def reserve(session: AsyncSession, tenant_id: UUID, call: Call, *, now: da
     return await repository.insert_reservation(session, tenant_id, **fields)
 
 
+def _counts(usage: Mapping[str, Any]) -> dict[str, int]:
+    return {key: int(usage.get(key) or 0) for key in (
+        "input_tokens", "output_tokens", "cache_creation_input_tokens",
+        "cache_read_input_tokens")}
+
+
 async def settle(session: AsyncSession, tenant_id: UUID, usage_id: UUID, *, model: str,
                  usage: Mapping[str, Any], now: datetime) -> None:
     """Reconcile a reservation to what the call used (once: a second settle is a no-op)."""
-    counts = {key: int(usage.get(key) or 0) for key in (
-        "input_tokens", "output_tokens", "cache_creation_input_tokens",
-        "cache_read_input_tokens")}
+    counts = _counts(usage)
     await repository.settle(session, tenant_id, usage_id, model=model,
                             price_version=prices.VERSION,
                             cost_micros=prices.cost_micros(model, **counts), now=now, **counts)
+
+
+def settlement(tenant_id: UUID, usage_id: UUID, *, model: str, usage: Mapping[str, Any],
+               now: datetime) -> str:
+    """`settle` as the parameter of repository.SETTLE_CTE, for a statement that carries it."""
+    counts = _counts(usage)
+    return repository.settlement(tenant_id, usage_id, model=model,
+                                 price_version=prices.VERSION,
+                                 cost_micros=prices.cost_micros(model, **counts), now=now,
+                                 **counts)
 
 
 async def release(session: AsyncSession, tenant_id: UUID, usage_id: UUID, *,
