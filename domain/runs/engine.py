@@ -65,7 +65,7 @@ class Work:
     firing: notifications.Firing | None = None
     settlement: str | None = None  # an LLM call's ledger settlement, written with the save
     _customer: dict[str, Any] | None = None
-    _found: Any = None  # the customer and surroundings `load` read, if it was asked to
+    _found: repository.CustomerFound | None = None  # what `load` read, if asked to
     _time_zone: str | None = None
 
     def emit(self, event_type: str, step_id: str | None = None, /, **payload: Any) -> None:
@@ -127,6 +127,9 @@ class Work:
                                 steps=self.run.context.get("steps", {}), run=run_root(self.run))
 
     async def time_zone(self) -> str | None:
+        tenant = self._found[1].tenant if self._found is not None else None
+        if self._time_zone is None and tenant is not None:
+            self._time_zone = tenant.time_zone
         if self._time_zone is None:
             found = await tenants_repository.get_many(self.session, [self.run.tenant_id])
             self._time_zone = found[0].time_zone if found else "UTC"
@@ -161,12 +164,9 @@ async def load(session: AsyncSession, actor: Actor, run_id: UUID, *,
                                              found.run.workflow_version)
     if config is None:  # the version FK makes this impossible
         raise RunNotFound(path=path)
-    now = clock.now()
-    tenant = found.customer[1].tenant if found.customer else None
     return Work(session=session, actor=actor, run=found.run, config=config, steps=found.steps,
-                now=now, known=found.known, has_timers=found.has_timers,
-                _found=found.customer,
-                _time_zone=(tenant.time_zone or "UTC") if tenant else None)
+                now=clock.now(), known=found.known, has_timers=found.has_timers,
+                _found=found.customer)
 
 
 async def save(work: Work) -> None:

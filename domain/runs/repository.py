@@ -116,6 +116,9 @@ def _step_of_json(item: dict[str, Any]) -> RunStep:
     return RunStep(**values)
 
 
+CustomerFound = tuple[Customer, context_repository.Surroundings]
+
+
 @dataclass(frozen=True)
 class Locked:
     """A run locked for work, with what `lock_with_steps` read beside it."""
@@ -124,8 +127,7 @@ class Locked:
     steps: dict[str, RunStep]  # the current step's record, and those asked for
     known: set[str]  # every step the run has a record of
     has_timers: bool  # whether any of its timers is pending
-    # the customer and its surroundings, if asked for (None: not asked, or not visible)
-    customer: tuple[Customer, context_repository.Surroundings] | None = None
+    customer: CustomerFound | None = None  # if asked for (None: not asked, or not visible)
 
 
 async def lock_with_steps(session: AsyncSession, run_id: UUID, step_ids: Sequence[str] = (),

@@ -382,6 +382,15 @@ def _settle(task: asyncio.Task[Any]) -> None:
         task.exception()  # retrieved: an abandoned call's failure is not "never retrieved"
 
 
+async def _driver(connection: AsyncConnection) -> asyncpg.Connection:
+    """The asyncpg connection under a checked-out one. Reading it does no IO, so no greenlet
+    hop (`get_raw_connection` would take one)."""
+    raw = connection.sync_connection.connection if connection.sync_connection \
+        else await connection.get_raw_connection()
+    driver: asyncpg.Connection = raw.driver_connection
+    return driver
+
+
 RECYCLE_SECONDS = 1800.0  # a connection older than this is closed when given back
 
 
@@ -438,11 +447,7 @@ class Database:
         connection, born = await self._take()
         give_back = self._returner(connection, born)
         try:
-            # A checked-out connection: reading it does no IO, so no greenlet hop
-            # (`get_raw_connection` would take one).
-            raw = connection.sync_connection.connection if connection.sync_connection \
-                else await connection.get_raw_connection()
-            tx = Tx(connection, raw.driver_connection, listeners=self.listeners,
+            tx = Tx(connection, await _driver(connection), listeners=self.listeners,
                     solo=self.solo if solo is None else solo, give_back=give_back)
         except BaseException:
             await give_back(True)
@@ -465,9 +470,7 @@ class Database:
         give_back = self._returner(connection, born)
         broken = True
         try:
-            raw = connection.sync_connection.connection if connection.sync_connection \
-                else await connection.get_raw_connection()
-            driver: asyncpg.Connection = raw.driver_connection
+            driver = await _driver(connection)
             for listener in self.listeners:
                 listener(sql)
             try:

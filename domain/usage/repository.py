@@ -97,24 +97,10 @@ async def insert_reservation(session: AsyncSession, tenant_id: UUID, *, purpose:
     return UUID(str(found))
 
 
-async def settle(session: AsyncSession, tenant_id: UUID, usage_id: UUID, *, model: str,
-                 price_version: str, input_tokens: int, output_tokens: int,
-                 cache_creation_input_tokens: int, cache_read_input_tokens: int,
-                 cost_micros: int, now: datetime) -> bool:
-    status = await tx_of(session).execute(
-        "UPDATE llm_usage SET status = 'settled', model = $3, price_version = $4, "
-        "input_tokens = $5, output_tokens = $6, cache_creation_input_tokens = $7, "
-        "cache_read_input_tokens = $8, tokens = $5::bigint + $6::bigint + $7::bigint + $8::bigint, "
-        "cost_micros = $9, "
-        "settled_at = $10 WHERE tenant_id = $1 AND id = $2 AND status = 'reserved'",
-        tenant_id, usage_id, model, price_version, input_tokens, output_tokens,
-        cache_creation_input_tokens, cache_read_input_tokens, cost_micros, now)
-    return status == "UPDATE 1"
-
-
-# `settle` as a data-modifying CTE another concept's statement can carry (the run save of
-# the transaction that finishes the call: one round trip less), its values in one JSON
-# parameter (`settlement`). Same rule: only a reservation still reserved is settled.
+# Settling a reservation to what the call used, as a data-modifying CTE: alone (`settle`),
+# or carried by another concept's statement (the run save of the transaction that finishes
+# the call: one round trip less). Its values travel in one JSON parameter (`settlement`);
+# only a reservation still reserved is settled, so a second settle is a no-op.
 SETTLE_CTE = (
     "settled AS (UPDATE llm_usage u SET status = 'settled', model = j.model, "
     "price_version = j.price_version, input_tokens = j.input_tokens, "
@@ -127,7 +113,14 @@ SETTLE_CTE = (
     "price_version text, input_tokens int, output_tokens int, "
     "cache_creation_input_tokens int, cache_read_input_tokens int, cost_micros bigint, "
     "settled_at timestamptz) "
-    "WHERE u.tenant_id = j.tenant_id AND u.id = j.id AND u.status = 'reserved')")
+    "WHERE u.tenant_id = j.tenant_id AND u.id = j.id AND u.status = 'reserved' "
+    "RETURNING u.id)")
+_SETTLE = f"WITH {SETTLE_CTE.format('$1')} SELECT count(*) FROM settled"
+
+
+async def settle(session: AsyncSession, settlement: str) -> bool:
+    """Apply a `settlement`; whether the reservation was still reserved."""
+    return bool(await tx_of(session).fetchval(_SETTLE, settlement) == 1)
 
 
 def settlement(tenant_id: UUID, usage_id: UUID, *, model: str, price_version: str,

@@ -97,10 +97,8 @@ def _counts(usage: Mapping[str, Any]) -> dict[str, int]:
 async def settle(session: AsyncSession, tenant_id: UUID, usage_id: UUID, *, model: str,
                  usage: Mapping[str, Any], now: datetime) -> None:
     """Reconcile a reservation to what the call used (once: a second settle is a no-op)."""
-    counts = _counts(usage)
-    await repository.settle(session, tenant_id, usage_id, model=model,
-                            price_version=prices.VERSION,
-                            cost_micros=prices.cost_micros(model, **counts), now=now, **counts)
+    await repository.settle(session, settlement(tenant_id, usage_id, model=model, usage=usage,
+                                                now=now))
 
 
 def settlement(tenant_id: UUID, usage_id: UUID, *, model: str, usage: Mapping[str, Any],
