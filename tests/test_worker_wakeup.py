@@ -1,54 +1,202 @@
-"""The worker's fetch loop: a job notified while a fetch that finds nothing is in flight is
-fetched at once, not at the next poll (worker/main.JobWorker over procrastinate's Worker)."""
+"""The worker's fetch loop on the real job engine (worker/main.GatedJobs and JobWorker over
+procrastinate's Worker): one fetch per job notification and worker, another at once when a
+notification arrives while a fetch that found nothing is in flight, and a drain for what no
+notification announces. The workers run in this process on a queue of the test's own, so
+the fetches counted are exactly theirs."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 import procrastinate
-import procrastinate.testing
 import pytest
+from procrastinate import sql
 
-from worker.main import JobWorker
+from domain.shared.settings import Settings
+from tests.workerlib import eventually
+from worker.main import GatedJobs, JobWorker
+from worker.tasks import connector
 
 pytestmark = pytest.mark.asyncio
+NEVER = 3600.0
 
 
-class Jobs:
-    """A job manager whose fetches find nothing; `notify_during` fetches get a notification
-    while they are in flight (the job it announces committed after the fetch's snapshot)."""
+@dataclass
+class Harness:
+    queue: str
+    apps: list[procrastinate.App] = field(default_factory=list)
+    workers: list[JobWorker] = field(default_factory=list)
+    done: list[int] = field(default_factory=list)
+    fetches: int = 0
+    in_flight: int = 0
+    # Called inside the first database fetch, after it found nothing and before it returns.
+    during_first_fetch: Callable[[], Awaitable[None]] | None = None
 
-    def __init__(self, worker: list[JobWorker], notify_during: set[int]) -> None:
-        self.worker = worker
-        self.notify_during = notify_during
-        self.fetches = 0
+    @property
+    def gates(self) -> list[GatedJobs]:
+        return [app.job_manager for app in self.apps]  # type: ignore[misc]
 
-    async def fetch_job(self, *, queues: Any, worker_id: int) -> None:
-        self.fetches += 1
-        if self.fetches in self.notify_during:
-            await self.worker[0]._handle_notification(
-                channel="procrastinate_any_queue_v1",
-                notification={"type": "job_inserted", "job_id": 1})
+    async def defer(self, number: int, **schedule: Any) -> None:
+        await self.apps[0].tasks["gate-test"].configure(queue=self.queue, **schedule) \
+            .defer_async(number=number)
+
+    async def settled(self) -> None:
+        """Until no credit is left and no fetch is in flight in any worker."""
+        async def probe() -> bool:
+            return not self.in_flight and not any(gate.credits for gate in self.gates)
+
+        await eventually(probe, every=0.01, what="the workers to settle")
+
+    async def one_by_one(self, count: int) -> None:
+        for number in range(count):
+            await self.defer(number)
+            await eventually(lambda: _true(number in self.done),  # noqa: B023 (awaited here)
+                             every=0.01, what=f"job {number}")
+            await self.settled()
 
 
-def _worker(notify_during: set[int]) -> tuple[JobWorker, Jobs]:
-    app = procrastinate.App(connector=procrastinate.testing.InMemoryConnector())
-    holder: list[JobWorker] = []
-    jobs = Jobs(holder, notify_during)
-    worker = JobWorker(app=app, queues=["q"], concurrency=2)
-    worker.app = type("App", (), {"job_manager": jobs, "tasks": {}})()  # type: ignore[assignment]
-    worker.worker_id = 1
-    holder.append(worker)
-    return worker, jobs
+async def _true(value: bool) -> bool:
+    return value
 
 
-class TestWakeUp:
-    async def test_a_notification_during_an_empty_fetch_fetches_again(self) -> None:
-        worker, jobs = _worker(notify_during={1})
-        await worker._fetch_and_process_jobs()
-        assert jobs.fetches == 2  # procrastinate alone would wait for the next poll
+def _app(settings: Settings, harness: Harness, *, drain: float) -> procrastinate.App:
+    app = procrastinate.App(connector=connector(settings, max_size=3))
+    app.job_manager = GatedJobs(app.connector, drain_seconds=drain)
 
-    async def test_without_notifications_one_empty_fetch_ends_the_round(self) -> None:
-        worker, jobs = _worker(notify_during=set())
-        await worker._fetch_and_process_jobs()
-        assert jobs.fetches == 1
+    @app.task(name="gate-test", queue=harness.queue)
+    async def gate_test(number: int) -> None:
+        harness.done.append(number)
+
+    query_one = app.connector.execute_query_one_async
+
+    async def counted(query: str, **arguments: Any) -> dict[str, Any]:
+        if query != sql.queries["fetch_job"]:
+            return await query_one(query, **arguments)
+        harness.fetches += 1
+        harness.in_flight += 1
+        try:
+            row = await query_one(query, **arguments)
+            hook, harness.during_first_fetch = harness.during_first_fetch, None
+            if hook is not None and row["id"] is None:
+                await hook()
+            return row
+        finally:
+            harness.in_flight -= 1
+
+    app.connector.execute_query_one_async = counted  # type: ignore[method-assign]
+    return app
+
+
+async def _listening(settings: Settings, queue: str, count: int) -> None:
+    """Until `count` sessions listen on the queue's channel (LISTEN goes beside the first
+    fetch: a job deferred before it would be heard by nobody)."""
+    connection = await asyncpg.connect(settings.database_url.replace("+asyncpg", ""))
+    try:
+        async def probe() -> bool:
+            found = await connection.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'LISTEN%' "
+                "AND strpos(query, $1) > 0", f"#{queue}")
+            return bool(found == count)
+
+        await eventually(probe, every=0.02, what="the workers to listen")
+    finally:
+        await connection.close()
+
+
+@contextlib.asynccontextmanager
+async def _running(settings: Settings, count: int, *, drain: float, poll: float,
+                   during_first_fetch: Callable[[Harness], Awaitable[None]] | None = None
+                   ) -> AsyncIterator[Harness]:
+    harness = Harness(queue=f"gate-{uuid.uuid4().hex[:8]}")
+    if during_first_fetch is not None:
+        hook = during_first_fetch
+
+        async def bound() -> None:
+            await hook(harness)
+        harness.during_first_fetch = bound
+    async with contextlib.AsyncExitStack() as stack:
+        tasks = []
+        for _ in range(count):
+            app = _app(settings, harness, drain=drain)
+            await stack.enter_async_context(app.open_async())
+            harness.apps.append(app)
+            worker = JobWorker(app=app, queues=[harness.queue], concurrency=2,
+                               install_signal_handlers=False, delete_jobs="successful",
+                               listen_notify=True, fetch_job_polling_interval=poll)
+            harness.workers.append(worker)
+            tasks.append(asyncio.create_task(worker.run()))
+        try:
+            # Each worker's first fetch is its start-up drain; then each listens.
+            await eventually(lambda: _true(harness.fetches >= count), every=0.01,
+                             what="the workers' first fetches")
+            await harness.settled()
+            await _listening(settings, harness.queue, count)
+            yield harness
+        finally:
+            for worker in harness.workers:
+                worker.stop()
+            await asyncio.wait_for(asyncio.gather(*tasks), 10)
+
+
+class TestFetches:
+    async def test_one_worker_fetches_once_per_job(self, settings: Settings) -> None:
+        async with _running(settings, 1, drain=NEVER, poll=NEVER) as harness:
+            before = harness.fetches
+            await harness.one_by_one(5)
+            # procrastinate alone fetches until a fetch finds nothing: 10
+            assert harness.fetches - before == 5
+
+    async def test_two_workers_fetch_once_each_per_job(self, settings: Settings) -> None:
+        async with _running(settings, 2, drain=NEVER, poll=NEVER) as harness:
+            before = harness.fetches
+            await harness.one_by_one(5)
+            # one finds the job, the other nothing; procrastinate alone: 15
+            assert harness.fetches - before == 10
+            assert sorted(harness.done) == list(range(5))
+
+    async def test_a_notification_during_an_empty_fetch_fetches_again(
+            self, settings: Settings) -> None:
+        async def defer_and_hear(harness: Harness) -> None:
+            # The job commits after this fetch's snapshot, and its NOTIFY arrives before
+            # the fetch returns: procrastinate alone would wait for the next poll (never).
+            await harness.defer(7)
+            await eventually(lambda: _true(harness.gates[0].credits > 0), every=0.01,
+                             what="the notification")
+
+        async with _running(settings, 1, drain=NEVER, poll=NEVER,
+                            during_first_fetch=defer_and_hear) as harness:
+            await eventually(lambda: _true(7 in harness.done), every=0.01,
+                             what="the job notified during the empty fetch")
+            assert harness.fetches == 2
+
+    async def test_a_job_no_notification_announces_is_found_by_the_drain(
+            self, settings: Settings) -> None:
+        async with _running(settings, 1, drain=0.2, poll=0.1) as harness:
+            # Its NOTIFY comes at insertion, when it is not due: the fetch it pays for finds
+            # nothing, and no notification says when it comes due.
+            await harness.defer(3, schedule_in={"seconds": 1})
+            await eventually(lambda: _true(3 in harness.done), every=0.02, deadline=10,
+                             what="the scheduled job")
+
+    async def test_without_credits_or_a_due_drain_no_fetch_reaches_the_database(
+            self, settings: Settings) -> None:
+        async with _running(settings, 1, drain=NEVER, poll=0.01) as harness:
+            before = harness.fetches
+            gate = harness.gates[0]
+            asked = 0
+            fetch_job = gate.fetch_job
+
+            async def counted(*args: Any, **kwargs: Any) -> Any:
+                nonlocal asked
+                asked += 1
+                return await fetch_job(*args, **kwargs)
+
+            gate.fetch_job = counted  # type: ignore[method-assign]
+            await eventually(lambda: _true(asked >= 20), every=0.01, what="20 polls")
+            assert harness.fetches == before

@@ -11,10 +11,15 @@ import asyncio
 import contextlib
 import importlib
 import logging
+import math
 import signal
+import time
+from collections.abc import Iterable
 
 import httpx
+import procrastinate
 import procrastinate.jobs
+import procrastinate.manager
 import procrastinate.worker
 
 from domain.jobs.models import QUEUE
@@ -26,30 +31,73 @@ from worker.ticker import Ticker
 
 log = logging.getLogger("stepwise.worker")
 GRACE_SECONDS = 20.0
+POLL_SECONDS = 0.1
+
+
+class GatedJobs(procrastinate.manager.JobManager):
+    """procrastinate's job manager, asking the database for a job only when one may be there.
+
+    Every worker hears every job's NOTIFY, and procrastinate's loop fetches until a fetch
+    finds nothing: two fetches per job with one worker, three with two (the other worker's
+    fetch finds nothing), and a fetch is the most expensive statement of a step. Here each
+    job notification is a credit for one fetch: a fetch that finds a job spends one, a fetch
+    that finds nothing spends those heard before it began (a job whose NOTIFY came during it
+    may have committed after its snapshot). Without credits, a fetch goes to the database
+    only when none has found the queue empty for `drain_seconds`: the drain that finds what
+    no notification announced (a scheduled job or retry come due, a job whose run's lock
+    was released, a NOTIFY missed while the listener reconnected)."""
+
+    def __init__(self, connector: procrastinate.BaseConnector, *,
+                 drain_seconds: float) -> None:
+        super().__init__(connector)
+        self.drain_seconds = drain_seconds
+        self.credits = 0
+        self._emptied = -math.inf  # when the last fetch that found nothing began
+
+    def heard(self) -> None:
+        self.credits += 1
+
+    async def fetch_job(self, queues: Iterable[str] | None,
+                        worker_id: int) -> procrastinate.jobs.Job | None:
+        began = time.monotonic()
+        if not self.credits and began - self._emptied < self.drain_seconds:
+            return None
+        before = self.credits
+        job = await super().fetch_job(queues, worker_id)
+        if job is None:
+            self.credits -= before
+            self._emptied = began
+        else:
+            self.credits = max(self.credits - 1, 0)
+        return job
 
 
 class JobWorker(procrastinate.worker.Worker):
-    """procrastinate's worker without its lost wake-up.
+    """procrastinate's worker, fetching as its `GatedJobs` allows and without its lost
+    wake-up.
 
-    It clears its "new job" flag after every fetch, so a job whose NOTIFY arrives while a
-    fetch that finds nothing is in flight waited for the next poll (up to the polling
-    interval: the tail of step latency at moderate load). Here a job notification that
-    arrived during a round of fetches starts another round at once.
+    procrastinate clears its "new job" flag after every fetch, so a job whose NOTIFY arrived
+    while a fetch that found nothing was in flight waited for the next poll (up to the
+    polling interval: the tail of step latency at moderate load). Here a round of fetches
+    ends only when no credit is left.
     """
-
-    _notified = False
 
     async def _handle_notification(self, *, channel: str,
                                    notification: procrastinate.jobs.Notification) -> None:
         if notification["type"] == "job_inserted":
-            self._notified = True
+            self._jobs.heard()
         await super()._handle_notification(channel=channel, notification=notification)
+
+    @property
+    def _jobs(self) -> GatedJobs:
+        jobs = self.app.job_manager
+        assert isinstance(jobs, GatedJobs), "the worker's app fetches through GatedJobs"
+        return jobs
 
     async def _fetch_and_process_jobs(self) -> None:
         while True:
-            self._notified = False
             await super()._fetch_and_process_jobs()  # returns once a fetch found nothing
-            if not self._notified or self._stop_event.is_set():
+            if not self._jobs.credits or self._stop_event.is_set():
                 return
 
 
@@ -59,6 +107,7 @@ async def _run_once(settings: Settings, concurrency: int, stop: asyncio.Event, *
     async with httpx.AsyncClient() as client:
         runtime = Runtime(settings=settings, db=db, http=client)
         app = build_app(runtime, max_size=concurrency + 3)
+        app.job_manager = GatedJobs(app.connector, drain_seconds=POLL_SECONDS)
         try:
             async with app.open_async():
                 ticker = Ticker(app, settings, scan_seconds=scan_seconds)
@@ -69,7 +118,7 @@ async def _run_once(settings: Settings, concurrency: int, stop: asyncio.Event, *
                     # The fallback when a NOTIFY is missed (the listener reconnecting) and
                     # the clock of scheduled jobs and retries: one cheap query per 0.1 s
                     # when idle.
-                    fetch_job_polling_interval=0.1,
+                    fetch_job_polling_interval=POLL_SECONDS,
                     update_heartbeat_interval=max(settings.stalled_seconds / 4, 0.5),
                     stalled_worker_timeout=settings.stalled_seconds,
                     shutdown_graceful_timeout=GRACE_SECONDS).run())
