@@ -35,8 +35,8 @@ class Harness:
     done: list[int] = field(default_factory=list)
     fetches: int = 0
     in_flight: int = 0
-    # Called inside the first database fetch, after it found nothing and before it returns.
-    during_first_fetch: Callable[[], Awaitable[None]] | None = None
+    # Called inside the next database fetch that finds nothing, before it returns.
+    during_next_empty_fetch: Callable[[], Awaitable[None]] | None = None
 
     @property
     def gates(self) -> list[GatedJobs]:
@@ -82,8 +82,9 @@ def _app(settings: Settings, harness: Harness, *, drain: float) -> procrastinate
         harness.in_flight += 1
         try:
             row = await query_one(query, **arguments)
-            hook, harness.during_first_fetch = harness.during_first_fetch, None
+            hook = harness.during_next_empty_fetch
             if hook is not None and row["id"] is None:
+                harness.during_next_empty_fetch = None
                 await hook()
             return row
         finally:
@@ -110,16 +111,9 @@ async def _listening(settings: Settings, queue: str, count: int) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _running(settings: Settings, count: int, *, drain: float, poll: float,
-                   during_first_fetch: Callable[[Harness], Awaitable[None]] | None = None
-                   ) -> AsyncIterator[Harness]:
+async def _running(settings: Settings, count: int, *, drain: float,
+                   poll: float) -> AsyncIterator[Harness]:
     harness = Harness(queue=f"gate-{uuid.uuid4().hex[:8]}")
-    if during_first_fetch is not None:
-        hook = during_first_fetch
-
-        async def bound() -> None:
-            await hook(harness)
-        harness.during_first_fetch = bound
     async with contextlib.AsyncExitStack() as stack:
         tasks = []
         for _ in range(count):
@@ -162,18 +156,21 @@ class TestFetches:
 
     async def test_a_notification_during_an_empty_fetch_fetches_again(
             self, settings: Settings) -> None:
-        async def defer_and_hear(harness: Harness) -> None:
-            # The job commits after this fetch's snapshot, and its NOTIFY arrives before
-            # the fetch returns: procrastinate alone would wait for the next poll (never).
-            await harness.defer(7)
-            await eventually(lambda: _true(harness.gates[0].credits > 0), every=0.01,
-                             what="the notification")
+        async with _running(settings, 1, drain=NEVER, poll=NEVER) as harness:
+            async def defer_and_hear() -> None:
+                # This job commits after the fetch's snapshot, and its NOTIFY arrives before
+                # the fetch returns: procrastinate alone would wait for the next poll (never).
+                await harness.defer(7)
+                await eventually(lambda: _true(harness.gates[0].credits > 1), every=0.01,
+                                 what="the notification")
 
-        async with _running(settings, 1, drain=NEVER, poll=NEVER,
-                            during_first_fetch=defer_and_hear) as harness:
+            harness.during_next_empty_fetch = defer_and_hear
+            before = harness.fetches
+            # Announced but not due: the fetch its notification pays for finds nothing.
+            await harness.defer(6, schedule_in={"hours": 1})
             await eventually(lambda: _true(7 in harness.done), every=0.01,
                              what="the job notified during the empty fetch")
-            assert harness.fetches == 2
+            assert harness.fetches - before == 2
 
     async def test_a_job_no_notification_announces_is_found_by_the_drain(
             self, settings: Settings) -> None:
