@@ -17,6 +17,7 @@ from domain.shared.settings import Settings
 from tests.factories import make_tenant, make_user
 from tests.factories_customers import make_workflow
 from tests.factories_workflows import config, seed_core
+from tests.workerlib import eventually
 
 pytestmark = pytest.mark.asyncio
 
@@ -135,6 +136,30 @@ class TestEnding:
                 assert await tx.fetchval("SELECT name FROM users") == "Kept"
         finally:
             await solo.dispose()
+
+    async def test_a_transaction_ending_after_dispose_closes_its_connection(
+            self, settings) -> None:
+        # (a server shutting down while a subscription's transaction runs: its connection
+        # must not go back to a pool nobody will close)
+        database = Database(settings.app_database_url, pool_size=2)
+        tenant = await make_tenant(settings)
+        async with database.transaction(tenant.id) as warm:
+            idle = await warm.fetchval("SELECT pg_backend_pid()")
+        tx = await database.begin(tenant.id)
+        busy = await tx.fetchval("SELECT pg_backend_pid()")
+        await database.dispose()
+        await tx.commit()
+        owner = await asyncpg.connect(settings.database_url.replace("+asyncpg", ""))
+        try:
+            async def gone() -> bool:
+                alive = await owner.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1::int[])",
+                    [idle, busy])
+                return bool(alive == 0)
+
+            await eventually(gone, deadline=10, every=0.02, what="both sessions to end")
+        finally:
+            await owner.close()
 
     async def test_a_savepoint_undoes_its_own_writes_only(self, db, settings) -> None:
         tenant = await make_tenant(settings)

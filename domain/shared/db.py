@@ -377,6 +377,13 @@ class Tx:
                 await self.connection.close()
 
 
+async def _discard(connection: AsyncConnection) -> None:
+    try:
+        await connection.invalidate()  # closes the driver's connection: the session ends
+    finally:
+        await connection.close()
+
+
 def _settle(task: asyncio.Task[Any]) -> None:
     if not task.cancelled():
         task.exception()  # retrieved: an abandoned call's failure is not "never retrieved"
@@ -412,6 +419,7 @@ class Database:
         self.listeners: list[StatementListener] = []  # tests count statements here
         self._idle: list[tuple[AsyncConnection, float]] = []  # most recently used last
         self._slots = asyncio.Semaphore(pool_size)
+        self._disposed = False
 
     async def _take(self) -> tuple[AsyncConnection, float]:
         await self._slots.acquire()
@@ -430,9 +438,17 @@ class Database:
                   ) -> Callable[[bool], Awaitable[None]]:
         async def give_back(broken: bool) -> None:
             try:
-                if broken:
-                    await connection.invalidate()
-                    await connection.close()
+                if broken or self._disposed:
+                    # To completion even if the caller is cancelled meanwhile: a connection
+                    # dropped unclosed leaks its server session until the collector finds it.
+                    # (invalidated: closing would check it into the pool, which the
+                    # engine's dispose has replaced, so the session stayed open)
+                    closing = asyncio.ensure_future(_discard(connection))
+                    try:
+                        await asyncio.shield(closing)
+                    except asyncio.CancelledError:
+                        closing.add_done_callback(_settle)
+                        raise
                 else:
                     self._idle.append((connection, born))
             finally:
@@ -496,6 +512,8 @@ class Database:
         await tx.commit()
 
     async def dispose(self) -> None:
+        """Closes the idle connections now, and each one in use when its Tx ends."""
+        self._disposed = True
         idle, self._idle = self._idle, []
         for connection, _ in idle:
             await connection.close()
