@@ -33,13 +33,15 @@ class Harness:
     apps: list[procrastinate.App] = field(default_factory=list)
     workers: list[JobWorker] = field(default_factory=list)
     done: list[int] = field(default_factory=list)
+    started: list[int] = field(default_factory=list)
+    blockers: dict[int, asyncio.Event] = field(default_factory=dict)  # jobs that wait
     fetches: int = 0
     in_flight: int = 0
     # Called inside the next database fetch that finds nothing, before it returns.
     during_next_empty_fetch: Callable[[], Awaitable[None]] | None = None
 
     @property
-    def gates(self) -> list[GatedJobs]:
+    def gates(self) -> list[Gate]:
         return [app.job_manager for app in self.apps]  # type: ignore[misc]
 
     async def defer(self, number: int, **schedule: Any) -> None:
@@ -53,11 +55,19 @@ class Harness:
 
         await eventually(probe, every=0.01, what="the workers to settle")
 
+    async def heard(self, count: int) -> None:
+        """Until every worker has heard `count` job notifications."""
+        await eventually(lambda: _true(all(gate.heard_count >= count for gate in self.gates)),
+                         every=0.01, what=f"{count} notifications in every worker")
+
     async def one_by_one(self, count: int) -> None:
+        heard = min(gate.heard_count for gate in self.gates)
         for number in range(count):
             await self.defer(number)
             await eventually(lambda: _true(number in self.done),  # noqa: B023 (awaited here)
                              every=0.01, what=f"job {number}")
+            # (the worker that did not get it may not have heard of it yet)
+            await self.heard(heard + number + 1)
             await self.settled()
 
 
@@ -65,12 +75,23 @@ async def _true(value: bool) -> bool:
     return value
 
 
+class Gate(GatedJobs):
+    heard_count = 0
+
+    def heard(self, job_id: int) -> None:
+        self.heard_count += 1
+        super().heard(job_id)
+
+
 def _app(settings: Settings, harness: Harness, *, drain: float) -> procrastinate.App:
     app = procrastinate.App(connector=connector(settings, max_size=3))
-    app.job_manager = GatedJobs(app.connector, drain_seconds=drain)
+    app.job_manager = Gate(app.connector, drain_seconds=drain)
 
     @app.task(name="gate-test", queue=harness.queue)
     async def gate_test(number: int) -> None:
+        harness.started.append(number)
+        if number in harness.blockers:
+            await harness.blockers[number].wait()
         harness.done.append(number)
 
     query_one = app.connector.execute_query_one_async
@@ -102,10 +123,25 @@ async def _listening(settings: Settings, queue: str, count: int) -> None:
         async def probe() -> bool:
             found = await connection.fetchval(
                 "SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'LISTEN%' "
-                "AND strpos(query, $1) > 0", f"#{queue}")
+                "AND strpos(query, $1) > 0 AND state = 'idle'", f"#{queue}")
             return bool(found == count)
 
         await eventually(probe, every=0.02, what="the workers to listen")
+    finally:
+        await connection.close()
+
+
+async def _finished(settings: Settings, queue: str, remaining: int) -> None:
+    """Until only `remaining` jobs of the queue are left in the table (finished ones are
+    deleted)."""
+    connection = await asyncpg.connect(settings.database_url.replace("+asyncpg", ""))
+    try:
+        async def probe() -> bool:
+            left = await connection.fetchval(
+                "SELECT count(*) FROM jobs.procrastinate_jobs WHERE queue_name = $1", queue)
+            return bool(left == remaining)
+
+        await eventually(probe, every=0.02, what=f"{remaining} jobs left")
     finally:
         await connection.close()
 
@@ -172,13 +208,32 @@ class TestFetches:
                              what="the job notified during the empty fetch")
             assert harness.fetches - before == 2
 
+    async def test_a_job_nobody_announced_spends_no_notified_jobs_credit(
+            self, settings: Settings) -> None:
+        async with _running(settings, 1, drain=NEVER, poll=NEVER) as harness:
+            harness.blockers[1] = asyncio.Event()
+            await harness.defer(1, lock="the-run")
+            await eventually(lambda: _true(1 in harness.started), every=0.01, what="job 1")
+            # Announced while its lock is held: the fetch its notification pays for finds
+            # nothing, and nothing announces it again once the lock is free.
+            await harness.defer(2, lock="the-run")
+            await harness.heard(2)
+            await harness.settled()
+            harness.blockers[1].set()
+            await _finished(settings, harness.queue, 1)
+            # This one's fetch finds job 2 (the older): job 3 still holds its credit and is
+            # fetched next, with polling off.
+            await harness.defer(3)
+            await eventually(lambda: _true({2, 3} <= set(harness.done)), every=0.01,
+                             what="jobs 2 and 3")
+
     async def test_a_job_no_notification_announces_is_found_by_the_drain(
             self, settings: Settings) -> None:
         async with _running(settings, 1, drain=0.2, poll=0.1) as harness:
             # Its NOTIFY comes at insertion, when it is not due: the fetch it pays for finds
             # nothing, and no notification says when it comes due.
             await harness.defer(3, schedule_in={"seconds": 1})
-            await eventually(lambda: _true(3 in harness.done), every=0.02, deadline=10,
+            await eventually(lambda: _true(3 in harness.done), every=0.02, deadline=4,
                              what="the scheduled job")
 
     async def test_without_credits_or_a_due_drain_no_fetch_reaches_the_database(

@@ -40,35 +40,48 @@ class GatedJobs(procrastinate.manager.JobManager):
     Every worker hears every job's NOTIFY, and procrastinate's loop fetches until a fetch
     finds nothing: two fetches per job with one worker, three with two (the other worker's
     fetch finds nothing), and a fetch is the most expensive statement of a step. Here each
-    job notification is a credit for one fetch: a fetch that finds a job spends one, a fetch
-    that finds nothing spends those heard before it began (a job whose NOTIFY came during it
-    may have committed after its snapshot). Without credits, a fetch goes to the database
-    only when none has found the queue empty for `drain_seconds`: the drain that finds what
-    no notification announced (a scheduled job or retry come due, a job whose run's lock
-    was released, a NOTIFY missed while the listener reconnected)."""
+    announced job is a credit for one fetch: a fetch that finds it spends it, a fetch that
+    finds nothing spends those heard before it began (a job whose NOTIFY came during it may
+    have committed after its snapshot), and a fetch that finds a job nobody announced spends
+    nothing. Without credits, a fetch goes to the database only when none has found the
+    queue empty for `drain_seconds`: the drain that finds what no notification announced (a
+    scheduled job or retry come due, a job whose run's lock was released, a NOTIFY missed
+    while the listener reconnected)."""
+
+    # The poll's timer may fire a little early (uvloop's clock counts milliseconds): a drain
+    # that early still counts as due, or it would wait a whole interval more.
+    EARLY = 0.01
+    MOST = 10_000  # announced ids kept at most (a long backlog other workers drain)
 
     def __init__(self, connector: procrastinate.BaseConnector, *,
                  drain_seconds: float) -> None:
         super().__init__(connector)
         self.drain_seconds = drain_seconds
-        self.credits = 0
+        self._announced: set[int] = set()  # jobs heard of and not yet fetched or missed
         self._emptied = -math.inf  # when the last fetch that found nothing began
 
-    def heard(self) -> None:
-        self.credits += 1
+    @property
+    def credits(self) -> int:
+        return len(self._announced)
+
+    def heard(self, job_id: int) -> None:
+        if len(self._announced) >= self.MOST:
+            self._announced.clear()  # the drain finds what they announced
+        self._announced.add(job_id)
 
     async def fetch_job(self, queues: Iterable[str] | None,
                         worker_id: int) -> procrastinate.jobs.Job | None:
         began = time.monotonic()
-        if not self.credits and began - self._emptied < self.drain_seconds:
+        if not self._announced and began - self._emptied < self.drain_seconds - self.EARLY:
             return None
-        before = self.credits
+        before = set(self._announced)
         job = await super().fetch_job(queues, worker_id)
         if job is None:
-            self.credits -= before
+            self._announced -= before
             self._emptied = began
         else:
-            self.credits = max(self.credits - 1, 0)
+            if job.id is not None:
+                self._announced.discard(job.id)
         return job
 
 
@@ -85,7 +98,7 @@ class JobWorker(procrastinate.worker.Worker):
     async def _handle_notification(self, *, channel: str,
                                    notification: procrastinate.jobs.Notification) -> None:
         if notification["type"] == "job_inserted":
-            self._jobs.heard()
+            self._jobs.heard(notification["job_id"])
         await super()._handle_notification(channel=channel, notification=notification)
 
     @property

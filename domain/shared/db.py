@@ -23,7 +23,7 @@ import itertools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -380,6 +380,10 @@ class Tx:
 async def _discard(connection: AsyncConnection) -> None:
     try:
         await connection.invalidate()  # closes the driver's connection: the session ends
+    except Exception:  # the session must end all the same
+        log.warning("invalidating a connection failed; terminating it", exc_info=True)
+        with suppress(Exception):
+            (await _driver(connection)).terminate()
     finally:
         await connection.close()
 
@@ -420,6 +424,7 @@ class Database:
         self._idle: list[tuple[AsyncConnection, float]] = []  # most recently used last
         self._slots = asyncio.Semaphore(pool_size)
         self._disposed = False
+        self._closing: set[asyncio.Future[None]] = set()  # connections being closed
 
     async def _take(self) -> tuple[AsyncConnection, float]:
         await self._slots.acquire()
@@ -437,23 +442,23 @@ class Database:
     def _returner(self, connection: AsyncConnection, born: float
                   ) -> Callable[[bool], Awaitable[None]]:
         async def give_back(broken: bool) -> None:
-            try:
-                if broken or self._disposed:
-                    # To completion even if the caller is cancelled meanwhile: a connection
-                    # dropped unclosed leaks its server session until the collector finds it.
-                    # (invalidated: closing would check it into the pool, which the
-                    # engine's dispose has replaced, so the session stayed open)
-                    closing = asyncio.ensure_future(_discard(connection))
-                    try:
-                        await asyncio.shield(closing)
-                    except asyncio.CancelledError:
-                        closing.add_done_callback(_settle)
-                        raise
-                else:
-                    self._idle.append((connection, born))
-            finally:
+            if not broken and not self._disposed:
+                self._idle.append((connection, born))
                 self._slots.release()
+                return
+            # To completion even if the caller is cancelled meanwhile (a connection dropped
+            # unclosed leaks its server session until the collector finds it); its slot is
+            # free once it is closed, and dispose() waits for it.
+            closing = asyncio.ensure_future(_discard(connection))
+            self._closing.add(closing)
+            closing.add_done_callback(self._closed)
+            await asyncio.shield(closing)
         return give_back
+
+    def _closed(self, task: asyncio.Task[None]) -> None:
+        self._closing.discard(task)
+        self._slots.release()
+        _settle(task)
 
     async def begin(self, tenant_id: UUID | None, *, user_id: UUID | None = None,
                     read_only: bool = False, solo: bool | None = None) -> Tx:
@@ -515,9 +520,15 @@ class Database:
         """Closes the idle connections now, and each one in use when its Tx ends."""
         self._disposed = True
         idle, self._idle = self._idle, []
-        for connection, _ in idle:
-            await connection.close()
-        await self.engine.dispose()
+        try:
+            for connection, _ in idle:
+                closing = asyncio.ensure_future(connection.close())
+                self._closing.add(closing)
+                closing.add_done_callback(self._closing.discard)
+            # (shielded: a cancelled shutdown still closes them, then the engine)
+            await asyncio.shield(asyncio.gather(*self._closing, return_exceptions=True))
+        finally:
+            await asyncio.shield(self.engine.dispose())
 
 
 @asynccontextmanager
