@@ -23,6 +23,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLHTTPResponse
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
@@ -50,6 +51,7 @@ from domain.shared.migrate import head_revision
 from domain.shared.settings import Settings
 from schema import edge
 from schema.context import Context
+from schema.extensions import coded, coded_formatted
 from schema.fast import FastQueries, Prepared
 from schema.schema import build_schema
 
@@ -72,6 +74,10 @@ def _unauthorized(reason: str) -> JSONResponse:
 TOKEN_REFUSED = 4403
 
 
+def _max_tokens(view: Any) -> int:
+    return int(view.settings.max_tokens)
+
+
 def _bad_request(reason: str) -> GraphQLFormattedError:
     return GraphQLError(reason, extensions={"code": "BAD_REQUEST"}).formatted
 
@@ -80,6 +86,11 @@ class TransportWS(BaseGraphQLTransportWSHandler[Context, None]):
     """graphql-transport-ws with the HTTP edge's checks: a message that is not an object
     closes 4400 (Strawberry would crash on it); a bad subscribe payload (NUL, several
     operations, not a query) is that operation's error, never a server error."""
+
+    async def send_message(self, message: Any) -> None:
+        if message.get("type") == "error" and isinstance(message.get("payload"), list):
+            message = {**message, "payload": [coded_formatted(e) for e in message["payload"]]}
+        await super().send_message(message)
 
     async def handle_message(self, message: TransportMessage) -> None:
         problem = edge.message_problem(message)
@@ -91,6 +102,11 @@ class TransportWS(BaseGraphQLTransportWSHandler[Context, None]):
             if reason is not None:
                 await self.send_message(TransportError(id=message["id"], type="error",
                                                        payload=[_bad_request(reason)]))
+                return
+            syntax = edge.syntax_error(message["payload"], max_tokens=_max_tokens(self.view))
+            if syntax is not None:
+                await self.send_message(TransportError(id=message["id"], type="error",
+                                                       payload=[syntax]))
                 return
         await super().handle_message(message)
 
@@ -113,6 +129,11 @@ class LegacyGraphQLWS(BaseGraphQLWSHandler[Context, None]):
             if reason is not None:
                 await self.send_message(LegacyError(type="error", id=message["id"],
                                                     payload=_bad_request(reason)))
+                return
+            syntax = edge.syntax_error(message["payload"], max_tokens=_max_tokens(self.view))
+            if syntax is not None:
+                await self.send_message(LegacyError(type="error", id=message["id"],
+                                                    payload=syntax))
                 return
         await super().handle_message(message)
 
@@ -147,7 +168,7 @@ class LegacyGraphQLWS(BaseGraphQLWSHandler[Context, None]):
                     if first and isinstance(result, PreExecutionError):
                         assert result.errors
                         await self.send_message({"type": "error", "id": operation_id,
-                                                 "payload": result.errors[0].formatted})
+                                                 "payload": coded(result.errors[0]).formatted})
                         return
                     if not isinstance(result, ExecutionResult):
                         await self.send_message({"type": "error", "id": operation_id,
@@ -197,6 +218,12 @@ class StepwiseGraphQL(GraphQL[Context, None]):
 
     def decode_json(self, data: str | bytes) -> object:
         return edge.decode_message(data)
+
+    async def process_result(self, request: Request, result: ExecutionResult
+                             ) -> GraphQLHTTPResponse:
+        if result.errors:  # (a syntax error never met the extensions: schema.extensions)
+            result.errors = [coded(error) for error in result.errors]
+        return await super().process_result(request, result)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         request_id = edge.request_id(request.headers)

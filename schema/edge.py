@@ -13,6 +13,7 @@ from typing import Any
 from graphql import (
     DocumentNode,
     GraphQLError,
+    GraphQLFormattedError,
     OperationDefinitionNode,
     OperationType,
     StringValueNode,
@@ -195,6 +196,31 @@ def operation_problem(payload: Any) -> str | None:
     if not isinstance(payload, dict):
         return "the payload must be a JSON object with a query"
     return request_problem(payload)
+
+
+def syntax_error(payload: Any, *, max_tokens: int) -> GraphQLFormattedError | None:
+    """A subscribe/start payload's document that does not parse, as the error to answer
+    with. Over HTTP Strawberry reports it; over WebSocket its stream lets the parser's error
+    escape and only completes the operation, telling the client nothing."""
+    query = payload.get("query") if isinstance(payload, dict) else None
+    if not isinstance(query, str):
+        return None
+    if len(query) <= CACHED_DOCUMENT:
+        return _syntax_error(query, max_tokens)
+    return _syntax_error.__wrapped__(query, max_tokens)
+
+
+@lru_cache(maxsize=1024)
+def _syntax_error(query: str, max_tokens: int) -> GraphQLFormattedError | None:
+    try:
+        parse(query, max_tokens=max_tokens)
+    except GraphQLError as error:
+        formatted = error.formatted
+        return {**formatted, "extensions": {"code": "GRAPHQL_PARSE_FAILED"}}
+    except RecursionError:
+        return {"message": "Syntax Error: the document is nested too deeply.",
+                "extensions": {"code": "GRAPHQL_PARSE_FAILED"}}
+    return None
 
 
 def decode_message(data: str | bytes) -> object:

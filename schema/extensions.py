@@ -134,11 +134,46 @@ def _is_unexpected(error: GraphQLError) -> bool:
     return original is not None and not isinstance(original, GraphQLError | NotAuthenticated)
 
 
+def _graphql_code(message: str, *, at_a_response_path: bool) -> str | None:
+    if message.startswith("Syntax Error"):
+        return "GRAPHQL_PARSE_FAILED"
+    if message.startswith("Variable '$"):
+        return "BAD_USER_INPUT"  # a variable's value does not fit its type
+    if not at_a_response_path:  # found before execution: a validation rule's
+        return "GRAPHQL_VALIDATION_FAILED"
+    return None
+
+
+def coded(error: GraphQLError) -> GraphQLError:
+    """The error with a code if GraphQL itself refused the document or its variables
+    (graphql-core gives those none): GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED, or
+    BAD_USER_INPUT; their message and locations say where. Every edge applies it: this
+    extension, and the views for what fails before any operation hook (a syntax error
+    fails in the parser cache)."""
+    if (error.extensions or {}).get("code") or _is_unexpected(error):
+        return error
+    code = _graphql_code(error.message, at_a_response_path=error.path is not None)
+    if code is not None:
+        error.extensions = {**(error.extensions or {}), "code": code}
+    return error
+
+
+def coded_formatted(error: Any) -> Any:
+    """`coded` for an error already formatted (a WebSocket message's payload)."""
+    if not isinstance(error, dict) or (error.get("extensions") or {}).get("code"):
+        return error
+    code = _graphql_code(str(error.get("message", "")), at_a_response_path="path" in error)
+    if code is None:
+        return error
+    return {**error, "extensions": {**(error.get("extensions") or {}), "code": code}}
+
+
 def mask_error(error: GraphQLError, request_id: str | None) -> GraphQLError:
     """The error a client may see: an unexpected one is logged whole and replaced by a
-    request id (both edges: this extension and schema.fast)."""
+    request id; one GraphQL itself raised gets a code (both edges: this extension and
+    schema.fast)."""
     if not _is_unexpected(error):
-        return error
+        return coded(error)
     log.error("unexpected error in %s [request %s]", error.path, request_id,
               exc_info=error.original_error)
     return GraphQLError(
@@ -157,9 +192,9 @@ class MaskUnexpectedErrors(MaskErrors):
     def __init__(self) -> None:
         super().__init__(should_mask_error=_is_unexpected, error_message="Unexpected error.")
 
-    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+    def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
         request_id: Any = getattr(self.execution_context.context, "request_id", None)
-        return mask_error(error, request_id)
+        return [mask_error(error, request_id) for error in errors]
 
     def _process_result(self, result: object) -> None:
         # Strawberry checks a runtime Protocol here, which costs more than the rest of a

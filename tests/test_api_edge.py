@@ -142,12 +142,31 @@ class TestLimits:
         huge = "{ viewer { " + " ".join(["id"] * 5000) + " } }"
         payload = (await gql.raw(huge, token=tenant.token)).json()
         assert "token" in payload["errors"][0]["message"].lower()
+        assert payload["errors"][0]["extensions"] == {"code": "GRAPHQL_PARSE_FAILED"}
 
     async def test_syntax_errors_are_reported_without_internals(self, gql, settings) -> None:
         tenant = await make_tenant(settings)
         payload = (await gql.raw("{ viewer { ", token=tenant.token)).json()
         assert payload["errors"][0]["message"].startswith("Syntax Error")
+        assert payload["errors"][0]["extensions"] == {"code": "GRAPHQL_PARSE_FAILED"}
+        assert payload["errors"][0]["locations"]  # where in the document
         assert "Traceback" not in json.dumps(payload)
+
+    @pytest.mark.parametrize(("query", "variables", "code"), [
+        ("{ viewer { nope } }", {}, "GRAPHQL_VALIDATION_FAILED"),
+        ('{ workflows(first: "x") { totalCount } }', {}, "GRAPHQL_VALIDATION_FAILED"),
+        ("query($n: Int!) { workflows(first: $n) { totalCount } }", {"n": "x"},
+         "BAD_USER_INPUT"),
+        ("query($n: Int!) { workflows(first: $n) { totalCount } }", {}, "BAD_USER_INPUT"),
+    ])
+    async def test_documents_and_variables_graphql_refuses_have_a_code(
+            self, gql, settings, query, variables, code) -> None:
+        tenant = await make_tenant(settings)
+        payload = (await gql.raw(query, variables, token=tenant.token)).json()
+        assert payload["data"] is None
+        [error] = payload["errors"]
+        assert error["extensions"] == {"code": code}
+        assert error["locations"]  # where in the document
 
 
 class TestHealth:

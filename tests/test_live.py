@@ -356,6 +356,31 @@ class TestCloseCodes:
                         assert message["type"] == "connection_error", message
                 assert ws.close_code == 4403, (protocol, payload)
 
+    @pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
+    async def test_documents_graphql_refuses_end_the_operation_with_a_code(
+        self, settings, served, protocol
+    ) -> None:
+        address, _ = served
+        from tests.factories import make_tenant
+
+        tenant = await make_tenant(settings)
+        socket = await Socket.open(address, tenant.token, protocol)
+        for op_id, (document, variables, code) in enumerate([
+            ("subscription { runEvents(runId: ", {}, "GRAPHQL_PARSE_FAILED"),
+            ("subscription { runEvents(runId: \"x\") { nope } }", {},
+             "GRAPHQL_VALIDATION_FAILED"),
+            ("subscription($r: ID!) { runEvents(runId: $r) { seq } }", {},
+             "BAD_USER_INPUT"),
+            ("{ viewer { " + "id " * 5000 + "} }", {}, "GRAPHQL_PARSE_FAILED"),  # tokens
+        ]):
+            await socket.subscribe(document, variables, op_id=str(op_id))
+            end = await socket.message()
+            assert end["type"] in ("error", "data", "next"), end
+            payload = end["payload"]
+            errors = payload if isinstance(payload, list) else payload.get("errors", [payload])
+            assert [e["extensions"]["code"] for e in errors] == [code], (protocol, end)
+        await socket.close()
+
     async def test_the_legacy_protocol_answers_queries_and_streams_runs(
         self, gql, settings, served
     ) -> None:
