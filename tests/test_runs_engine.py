@@ -389,3 +389,67 @@ class TestStartedIOSteps:
         # The job ran once: running it again (a retry) changes nothing and calls nothing.
         assert await _execute(app_db, team, args) == "stale"
         assert len(await fake_llm.calls()) == 1
+
+
+def _outputs_config(key: str) -> dict[str, Any]:
+    return config(key, steps=[
+        {"id": "draft", "name": "Draft", "type": "llm",
+         "execution": {"llmPrompt": "Draft a note to {{customer.name}}"},
+         "routing": {"defaultRoute": "review"}},
+        {"id": "review", "name": "Review", "type": "task",
+         "chatBranches": [{"id": "send", "label": "Send it", "type": "fixed",
+                           "userPrompts": ["Send it"], "response": "Sending.",
+                           "next": "polish"}]},
+        {"id": "polish", "name": "Polish", "type": "llm",
+         "execution": {"llmPrompt": "Polish this: {{steps.draft.output}}"}},
+    ])
+
+
+class TestStepOutputs:
+    async def test_a_later_transaction_renders_an_earlier_steps_output_from_its_record(
+            self, gql, settings, database_url, app_db, fake_llm) -> None:
+        team = await make_team(gql, settings)
+        await make_workflow(gql, team.tenant, key="outputs", config_=_outputs_config("outputs"))
+        customer = await make_customer(gql, team, days=30)
+        await fake_llm.script({"match": "Draft a note", "text": "Dear customer, thanks."},
+                              {"match": "Polish this", "text": "Polished."})
+        run_id = (await start(gql, team, "outputs", customer["id"]))["run"]["id"]
+
+        async def job(step_id: str) -> dict[str, Any]:
+            rows = await _as_owner(
+                database_url, "SELECT args FROM jobs.procrastinate_jobs WHERE task_name = "
+                "'execute_step' AND args->>'run_id' = $1 AND args->>'step_id' = $2",
+                run_id, step_id)
+            return dict(json.loads(rows[0]["args"]))
+
+        assert await _execute(app_db, team, await job("draft")) == "done"
+        # The ChooseBranch is a transaction of its own: it renders the prompt of the step it
+        # enters from the draft's record, as the run's row keeps no copy of step outputs.
+        chosen = await act(gql, team, "ChooseBranch", "chooseBranch", runId=run_id,
+                           branchId="send")
+        assert chosen["errors"] == []
+        assert await _execute(app_db, team, await job("polish")) == "done"
+        prompts = [json.dumps(call) for call in await fake_llm.calls()]
+        assert "Polish this: Dear customer, thanks." in prompts[-1]
+        assert (await run(gql, team, run_id))["status"] == "completed"
+        [context] = await _as_owner(database_url, "SELECT context FROM runs WHERE id = $1",
+                                    uuid.UUID(run_id))
+        assert "steps" not in json.loads(context["context"])
+
+    async def test_a_run_that_kept_outputs_in_its_context_drops_them_at_its_next_save(
+            self, gql, settings, database_url) -> None:
+        team = await make_team(gql, settings)
+        customer = await make_customer(gql, team, days=10, arr=90000)
+        run_id = (await start(gql, team, "critical", customer["id"]))["run"]["id"]
+        # (as runs written before the outputs moved to the step records left it)
+        await _as_owner(
+            database_url, "UPDATE runs SET context = context || jsonb_build_object('steps', "
+            "jsonb_build_object('critical-status-assessment', jsonb_build_object("
+            "'output', 'stale copy', 'status', 'completed'))) WHERE id = $1",
+            uuid.UUID(run_id))
+        moved = await act(gql, team, "ChooseBranch", "chooseBranch", runId=run_id,
+                          branchId="renewal-secured")
+        assert moved["errors"] == []
+        [context] = await _as_owner(database_url, "SELECT context FROM runs WHERE id = $1",
+                                    uuid.UUID(run_id))
+        assert "steps" not in json.loads(context["context"])

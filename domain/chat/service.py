@@ -53,7 +53,7 @@ async def _context_data(work: engine.Work, step: Mapping[str, Any]) -> dict[str,
     except TemplateError:
         rendered = prompt
     return {"stepPrompt": rendered,
-            "earlierSteps": dict(work.run.context.get("steps", {}) or {})}
+            "earlierSteps": dict(work.outputs)}
 
 
 @dataclass(frozen=True)

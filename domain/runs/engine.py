@@ -34,6 +34,7 @@ from domain.tenants import repository as tenants_repository
 # never waits (allowRevisit) would otherwise spin forever.
 MAX_HOPS = 100
 PENDING_NEXT = "_pendingNext"  # where a paused run continues (context key)
+STEPS = "steps"  # where runs once kept a copy of their step outputs (context key)
 _END = "__end__"
 
 
@@ -56,6 +57,9 @@ class Work:
     steps: dict[str, RunStep]  # the records loaded: the current step's and those asked for
     now: datetime
     known: set[str] = field(default_factory=set)  # every step the run has a record of
+    # `steps.*` of templates: each completed step's output (read with the lock from the
+    # step records, so the run's row never carries a copy that every transition rewrites)
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     has_timers: bool = True  # False: the run had no pending timer when loaded
     events: list[RunEvent] = field(default_factory=list)
     dirty: set[str] = field(default_factory=set)
@@ -124,7 +128,7 @@ class Work:
     async def context(self) -> dict[str, Any]:
         """What templates see: the customer's context plus vars, steps and run (M18)."""
         return builder.with_run(await self.customer_context(), variables=self.run.variables,
-                                steps=self.run.context.get("steps", {}), run=run_root(self.run))
+                                steps=self.outputs, run=run_root(self.run))
 
     async def time_zone(self) -> str | None:
         tenant = self._found[1].tenant if self._found is not None else None
@@ -164,9 +168,12 @@ async def load(session: AsyncSession, actor: Actor, run_id: UUID, *,
                                              found.run.workflow_version)
     if config is None:  # the version FK makes this impossible
         raise RunNotFound(path=path)
-    return Work(session=session, actor=actor, run=found.run, config=config, steps=found.steps,
-                now=clock.now(), known=found.known, has_timers=found.has_timers,
-                _found=found.customer)
+    run = found.run
+    if STEPS in run.context:  # a run from before the outputs moved: its next save drops them
+        run.context = {k: v for k, v in run.context.items() if k != STEPS}
+    return Work(session=session, actor=actor, run=run, config=config, steps=found.steps,
+                now=clock.now(), known=found.known, outputs=found.outputs,
+                has_timers=found.has_timers, _found=found.customer)
 
 
 async def save(work: Work) -> None:
@@ -227,9 +234,7 @@ async def continue_pending(work: Work) -> bool:
 
 def set_output(work: Work, record: RunStep, output: Any) -> None:
     record.output = output
-    steps = dict(work.run.context.get("steps", {}))
-    steps[record.step_id] = {"output": output, "status": record.status}
-    work.run.context = {**work.run.context, "steps": steps}
+    work.outputs[record.step_id] = {"output": output, "status": record.status}
 
 
 def complete_step(work: Work, record: RunStep, output: Any, **payload: Any) -> None:

@@ -85,8 +85,8 @@ def _lock_with_steps_sql(also: str, *, customer: bool = False) -> str:
         f"SELECT {', '.join(f'r.{c.strip()}' for c in _RUN_COLUMNS.split(','))}, "
         + ("cx.*, " if customer else "") +
         "r.xmin::text AS locked, (SELECT v.xmin::text FROM runs v WHERE v.id = r.id) AS seen, "
-        "ARRAY(SELECT s.step_id FROM run_steps s WHERE s.tenant_id = r.tenant_id "
-        "AND s.run_id = r.id) AS known_steps, "
+        "(SELECT json_agg(json_build_array(s.step_id, s.status, s.output)) FROM run_steps s "
+        "WHERE s.tenant_id = r.tenant_id AND s.run_id = r.id) AS known_steps, "
         "(SELECT json_agg(json_build_object("
         + ", ".join(f"'{c.strip()}', s.{c.strip()}" for c in _STEP_COLUMNS.split(","))
         + ")) FROM run_steps s WHERE s.tenant_id = r.tenant_id AND s.run_id = r.id "
@@ -126,6 +126,7 @@ class Locked:
     run: Run
     steps: dict[str, RunStep]  # the current step's record, and those asked for
     known: set[str]  # every step the run has a record of
+    outputs: dict[str, dict[str, Any]]  # `steps.*` of templates: what each step produced
     has_timers: bool  # whether any of its timers is pending
     customer: CustomerFound | None = None  # if asked for (None: not asked, or not visible)
 
@@ -155,9 +156,18 @@ async def lock_with_steps(session: AsyncSession, run_id: UUID, step_ids: Sequenc
         found = context_repository.found_in(around)
     if isinstance(records, str | bytes):  # json text, unless the driver decodes json itself
         records = jsontext.loads(records)
+    if isinstance(known, str | bytes):
+        known = jsontext.loads(known)
     steps = {item["step_id"]: _step_of_json(item) for item in records or ()}
-    return Locked(run=Run(**values), steps=steps, known=set(known), has_timers=has_timers,
-                  customer=found)
+    return Locked(run=Run(**values), steps=steps, known={step for step, _, _ in known or ()},
+                  outputs=outputs_of(known or ()), has_timers=has_timers, customer=found)
+
+
+def outputs_of(records: Sequence[Sequence[Any]]) -> dict[str, dict[str, Any]]:
+    """`steps.*` from (step id, status, output) records: a step is there once it has
+    completed, with what it produced (re-entered since, with its last output)."""
+    return {step: {"output": output, "status": status} for step, status, output in records
+            if status == "completed" or output is not None}
 
 
 @dataclass(frozen=True)
