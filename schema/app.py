@@ -51,7 +51,7 @@ from domain.shared.migrate import head_revision
 from domain.shared.settings import Settings
 from schema import edge
 from schema.context import Context
-from schema.extensions import coded, coded_formatted
+from schema.extensions import coded
 from schema.fast import FastQueries, Prepared
 from schema.schema import build_schema
 
@@ -86,11 +86,6 @@ class TransportWS(BaseGraphQLTransportWSHandler[Context, None]):
     """graphql-transport-ws with the HTTP edge's checks: a message that is not an object
     closes 4400 (Strawberry would crash on it); a bad subscribe payload (NUL, several
     operations, not a query) is that operation's error, never a server error."""
-
-    async def send_message(self, message: Any) -> None:
-        if message.get("type") == "error" and isinstance(message.get("payload"), list):
-            message = {**message, "payload": [coded_formatted(e) for e in message["payload"]]}
-        await super().send_message(message)
 
     async def handle_message(self, message: TransportMessage) -> None:
         problem = edge.message_problem(message)
@@ -168,7 +163,7 @@ class LegacyGraphQLWS(BaseGraphQLWSHandler[Context, None]):
                     if first and isinstance(result, PreExecutionError):
                         assert result.errors
                         await self.send_message({"type": "error", "id": operation_id,
-                                                 "payload": coded(result.errors[0]).formatted})
+                                                 "payload": result.errors[0].formatted})
                         return
                     if not isinstance(result, ExecutionResult):
                         await self.send_message({"type": "error", "id": operation_id,

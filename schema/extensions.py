@@ -147,25 +147,15 @@ def _graphql_code(message: str, *, at_a_response_path: bool) -> str | None:
 def coded(error: GraphQLError) -> GraphQLError:
     """The error with a code if GraphQL itself refused the document or its variables
     (graphql-core gives those none): GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED, or
-    BAD_USER_INPUT; their message and locations say where. Every edge applies it: this
-    extension, and the views for what fails before any operation hook (a syntax error
-    fails in the parser cache)."""
+    BAD_USER_INPUT; their message and locations say where. This extension applies it, and
+    the HTTP view for a syntax error, which fails in the parser cache before any operation
+    hook (over WebSocket, schema.edge.syntax_error answers those first)."""
     if (error.extensions or {}).get("code") or _is_unexpected(error):
         return error
     code = _graphql_code(error.message, at_a_response_path=error.path is not None)
     if code is not None:
         error.extensions = {**(error.extensions or {}), "code": code}
     return error
-
-
-def coded_formatted(error: Any) -> Any:
-    """`coded` for an error already formatted (a WebSocket message's payload)."""
-    if not isinstance(error, dict) or (error.get("extensions") or {}).get("code"):
-        return error
-    code = _graphql_code(str(error.get("message", "")), at_a_response_path="path" in error)
-    if code is None:
-        return error
-    return {**error, "extensions": {**(error.get("extensions") or {}), "code": code}}
 
 
 def mask_error(error: GraphQLError, request_id: str | None) -> GraphQLError:

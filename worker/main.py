@@ -79,9 +79,8 @@ class GatedJobs(procrastinate.manager.JobManager):
         if job is None:
             self._announced -= before
             self._emptied = began
-        else:
-            if job.id is not None:
-                self._announced.discard(job.id)
+        elif job.id is not None:
+            self._announced.discard(job.id)
         return job
 
 
