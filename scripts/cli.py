@@ -248,17 +248,21 @@ def kb_add(files: list[Path] = typer.Argument(..., help="UTF-8 text or Markdown 
 def worker(concurrency: int = typer.Option(10, "--concurrency", min=1, max=200,
                                            help="Jobs run at once by this process."),
            scan_every: float = typer.Option(3600, "--scan-every",
-                                            help="Seconds between renewal scans (0: never).")
+                                            help="Seconds between renewal scans (0: never)."),
+           log_jobs: bool = typer.Option(False, "--log-jobs",
+                                         help="Also log each job's start and success.")
            ) -> None:
     """Run jobs (I/O steps, timers, deliveries, scans) until SIGTERM; restarts itself after a
     lost database. Run as many as you like, on as many machines: they share the database."""
     import logging
 
-    from worker.main import run
+    from worker.main import quiet_job_logs, run
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s")
     logging.getLogger("pgserver").setLevel(logging.WARNING)
+    if not log_jobs:
+        quiet_job_logs()
     settings = _settings()
     run(settings, concurrency=concurrency, scan_seconds=scan_every)
 

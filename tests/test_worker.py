@@ -245,6 +245,18 @@ class TestFaults:
             assert verify("hook-secret", request.headers[TIMESTAMP_HEADER.lower()],
                           request.body, request.headers[SIGNATURE_HEADER.lower()])
         assert json.loads(attempts[-1].body)["title"] == f"Hello {customer['name']}"
+        # The worker's log tells each failure that will be retried, and nothing per job that
+        # went well (no start or success lines, no HTTP request lines).
+        logged = worker.output()
+        retried = [line for line in logged.splitlines() if "deliver_notification #" in line]
+        assert len(retried) == 2, logged
+        assert "failed on attempt 1 of" in retried[0]
+        assert "HTTP 500" in retried[0]
+        assert "failed on attempt 2 of" in retried[1]
+        assert "HTTP 500" in retried[1]
+        assert "Starting job" not in logged
+        assert "succeeded" not in logged
+        assert "HTTP Request" not in logged
 
 
 async def _async(value: Any) -> Any:
