@@ -14,12 +14,13 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from domain.shared.errors import DomainError
 from domain.shared.settings import Settings
 
 if TYPE_CHECKING:  # `import anthropic` costs over a second: only callers that talk to a model pay
     from anthropic import AsyncAnthropic
-    from anthropic.types import Message
 
 log = logging.getLogger(__name__)
 
@@ -185,26 +186,33 @@ def tool_result(tool_use_id: str, content: str, *, is_error: bool = False) -> di
     return block
 
 
-def _completion(message: Message) -> Completion:
+def _completion(message: Mapping[str, Any]) -> Completion:
+    """Our Completion from a Messages API message as JSON (the response body, or the SDK's
+    final message of a stream as a dict): only text and tool_use blocks are read."""
     texts: list[str] = []
     tools: list[ToolUse] = []
     content: list[Mapping[str, Any]] = []
-    for block in message.content:
-        if block.type == "text":
-            texts.append(block.text)
-            content.append({"type": "text", "text": block.text})
-        elif block.type == "tool_use":
-            tools.append(ToolUse(id=block.id, name=block.name, input=dict(block.input)))
-            content.append({"type": "tool_use", "id": block.id, "name": block.name,
-                            "input": dict(block.input)})
-    usage = message.usage
+    for block in message.get("content") or ():
+        kind = block.get("type")
+        if kind == "text":
+            text = str(block.get("text") or "")
+            texts.append(text)
+            content.append({"type": "text", "text": text})
+        elif kind == "tool_use":
+            arguments = dict(block.get("input") or {})
+            tools.append(ToolUse(id=str(block["id"]), name=str(block["name"]), input=arguments))
+            content.append({"type": "tool_use", "id": block["id"], "name": block["name"],
+                            "input": dict(arguments)})
+    usage = message.get("usage") or {}
     return Completion(
-        text="".join(texts), tool_uses=tuple(tools), stop_reason=message.stop_reason,
-        model=str(message.model), content=tuple(content),
-        usage=Usage(input_tokens=usage.input_tokens or 0, output_tokens=usage.output_tokens or 0,
-                    cache_creation_input_tokens=usage.cache_creation_input_tokens or 0,
-                    cache_read_input_tokens=usage.cache_read_input_tokens or 0),
+        text="".join(texts), tool_uses=tuple(tools), stop_reason=message.get("stop_reason"),
+        model=str(message.get("model") or ""), content=tuple(content),
+        usage=Usage(**{name: int(usage.get(name) or 0) for name in _USAGE_FIELDS}),
     )
+
+
+_USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens",
+                 "cache_read_input_tokens")
 
 
 # ---- the client -----------------------------------------------------------------------------
@@ -276,10 +284,15 @@ def client() -> AsyncAnthropic:
         from anthropic import AsyncAnthropic, DefaultAioHttpClient
 
         current = config()
+        # The SDK's OpenTelemetry spans only when asked for (its ANTHROPIC_OPEN_TELEMETRY*
+        # variables): Stepwise registers no tracer, and building a span that records nothing
+        # cost about 5% of a call's CPU.
+        telemetry: dict[str, Any] = {} if os.environ.get("ANTHROPIC_OPEN_TELEMETRY") else {
+            "open_telemetry": False}
         _client = (loop, AsyncAnthropic(api_key=current.api_key, base_url=current.base_url,
                                         timeout=current.timeout, max_retries=current.max_retries,
                                         http_client=DefaultAioHttpClient(
-                                            timeout=current.timeout)))
+                                            timeout=current.timeout), **telemetry))
     return _client[1]
 
 
@@ -312,13 +325,19 @@ async def complete(
     params = _params(system=system, messages=messages, max_tokens=max_tokens, tools=tools,
                      tool_choice=tool_choice, model=model, timeout=request_timeout)
     try:
-        message = await client().messages.create(**params)
+        # The body as JSON, not the SDK's typed Message: building that model was about a
+        # quarter of a call's CPU (an llm step's worker side), for the few fields read here.
+        # Errors are the SDK's as ever (a status >= 400 raises before any body is read here).
+        response = await client().messages.with_raw_response.create(**params)
+        body = orjson.loads(await response.read())
     except Exception as error:
         translated = _translate(error)
         if translated is None:
             raise
         raise translated from error
-    return _completion(message)
+    if not isinstance(body, dict):
+        raise LLMUnavailable("the language model answered with something other than a message")
+    return _completion(body)
 
 
 async def stream(
@@ -353,4 +372,4 @@ async def stream(
         if translated is None:
             raise
         raise translated from error
-    yield _completion(message)
+    yield _completion(message.model_dump())
