@@ -69,6 +69,7 @@ class Scripted:
     stall: float = 0.0  # streams: seconds to hang after `stall_after` deltas
     stall_after: int = 1
     error: ScriptedError | None = None
+    body: str | None = None  # a whole reply: a 200 with exactly this body (a malformed one)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
@@ -109,7 +110,8 @@ def parse_scripted(raw: Any, *, id: int) -> Scripted:
     if not isinstance(raw, dict):
         raise ValueError("each scripted response must be an object")
     unknown = set(raw) - {"match", "times", "text", "chunks", "tool_use", "stop_reason", "usage",
-                          "model", "delay", "delta_delay", "stall", "stall_after", "error"}
+                          "model", "delay", "delta_delay", "stall", "stall_after", "error",
+                          "body"}
     if unknown:
         raise ValueError(f"unknown fields: {sorted(unknown)}")
     tools = raw.get("tool_use") or []
@@ -119,7 +121,7 @@ def parse_scripted(raw: Any, *, id: int) -> Scripted:
     usage = raw.get("usage") or {}
     if set(usage) - set(USAGE_FIELDS) or not all(isinstance(v, int) for v in usage.values()):
         raise ValueError(f"usage takes integer {', '.join(USAGE_FIELDS)}")
-    for key in ("match", "text", "stop_reason", "model"):
+    for key in ("match", "text", "stop_reason", "model", "body"):
         if raw.get(key) is not None and not isinstance(raw[key], str):
             raise ValueError(f"{key} must be a string")
     return Scripted(
@@ -128,7 +130,8 @@ def parse_scripted(raw: Any, *, id: int) -> Scripted:
         usage=dict(usage), model=raw.get("model"), delay=_number(raw, "delay", 0),
         delta_delay=_number(raw, "delta_delay", 0), stall=_number(raw, "stall", 0),
         stall_after=_count(raw, "stall_after", 1) or 0,
-        error=None if raw.get("error") is None else _error(raw["error"]), raw=raw)
+        error=None if raw.get("error") is None else _error(raw["error"]), body=raw.get("body"),
+        raw=raw)
 
 
 # ---- reading a request ----------------------------------------------------------------------
@@ -389,6 +392,8 @@ class FakeMessagesAPI:
             return JSONResponse(_error_body(error.type, error.message, request_id),
                                 status_code=error.status, headers=headers)
         call["status"] = 200
+        if entry is not None and entry.body is not None and not streaming:
+            return Response(entry.body, media_type="application/json", headers=headers)
         reply = self._reply(body, entry)
         if not streaming:
             return JSONResponse(reply.message(), headers=headers)

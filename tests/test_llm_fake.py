@@ -232,6 +232,25 @@ class TestErrors:
         assert raised.value.code == "LLM_UNAVAILABLE"
         assert [call["status"] for call in await fake_llm.calls()] == [500, 500]
 
+    @pytest.mark.parametrize("body", ["{not json", "[1, 2]", '{"type": "error"}',
+                                      '{"type": "message", "content": "text"}'])
+    async def test_a_200_that_is_not_a_message_is_llm_unavailable(
+            self, fake_llm: FakeLLM, body: str) -> None:
+        await fake_llm.script({"body": body})
+        with pytest.raises(llm.LLMError) as raised:
+            await llm.complete(messages=ASK)
+        assert type(raised.value) is llm.LLMUnavailable
+        assert raised.value.message == "the language model is unavailable; try again later"
+
+    async def test_a_reply_without_usage_or_model_counts_nothing(
+            self, fake_llm: FakeLLM) -> None:
+        await fake_llm.script({"body": '{"type": "message", "content": [{"type": "text", '
+                                       '"text": "bare"}], "stop_reason": "end_turn"}'})
+        done = await llm.complete(messages=ASK)
+        assert done.text == "bare"
+        assert done.usage == llm.Usage()
+        assert done.model == ""
+
     async def test_a_slow_answer_is_llm_timeout(self, fake_llm: FakeLLM) -> None:
         await llm.configure(fake_llm.config(timeout=0.2, max_retries=0))
         await fake_llm.script({"delay": 5, "text": "too slow"})

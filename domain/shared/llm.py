@@ -330,13 +330,18 @@ async def complete(
         # Errors are the SDK's as ever (a status >= 400 raises before any body is read here).
         response = await client().messages.with_raw_response.create(**params)
         body = orjson.loads(await response.read())
+    except orjson.JSONDecodeError:
+        log.warning("LLM call failed: the reply was not JSON")
+        raise LLMUnavailable() from None
     except Exception as error:
         translated = _translate(error)
         if translated is None:
             raise
         raise translated from error
-    if not isinstance(body, dict):
-        raise LLMUnavailable("the language model answered with something other than a message")
+    if not isinstance(body, dict) or body.get("type", "message") != "message" or not isinstance(
+            body.get("content", []), list):
+        log.warning("LLM call failed: the reply was not a message")
+        raise LLMUnavailable()
     return _completion(body)
 
 
