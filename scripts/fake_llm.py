@@ -69,7 +69,7 @@ class Scripted:
     stall: float = 0.0  # streams: seconds to hang after `stall_after` deltas
     stall_after: int = 1
     error: ScriptedError | None = None
-    body: str | None = None  # a whole reply: a 200 with exactly this body (a malformed one)
+    body: str | None = None  # non-streaming requests: a 200 with exactly this body
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 

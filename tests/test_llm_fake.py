@@ -232,8 +232,12 @@ class TestErrors:
         assert raised.value.code == "LLM_UNAVAILABLE"
         assert [call["status"] for call in await fake_llm.calls()] == [500, 500]
 
-    @pytest.mark.parametrize("body", ["{not json", "[1, 2]", '{"type": "error"}',
-                                      '{"type": "message", "content": "text"}'])
+    @pytest.mark.parametrize("body", [
+        "{not json", "[1, 2]", '{"type": "error"}', '{"type": "message", "content": "text"}',
+        '{"type": "message", "content": [1]}',
+        '{"type": "message", "content": [{"type": "tool_use", "name": "x", "input": {}}]}',
+        '{"type": "message", "content": [], "usage": [1]}',
+        '{"type": "message", "content": [], "usage": {"input_tokens": "many"}}'])
     async def test_a_200_that_is_not_a_message_is_llm_unavailable(
             self, fake_llm: FakeLLM, body: str) -> None:
         await fake_llm.script({"body": body})

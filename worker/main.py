@@ -150,13 +150,25 @@ async def _run_once(settings: Settings, concurrency: int, stop: asyncio.Event, *
             await db.dispose()
 
 
+class _NotPerJob(logging.Filter):
+    """Drops procrastinate's line for a job starting and for one that succeeded."""
+
+    QUIET = frozenset({"start_job", "job_success"})
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name.startswith("procrastinate.worker")
+                    and getattr(record, "action", None) in self.QUIET)
+
+
 def quiet_job_logs() -> None:
-    """No line per job that went well: procrastinate's "Starting job" and "Job ... succeeded"
-    and the SDK's HTTP request line were three log records per llm step, about 3.5% of a
-    worker's CPU at 100 jobs a second. What goes wrong is still logged: a failure that will
-    be retried by `Backoff` (WARNING), a job's final failure by procrastinate (ERROR), and
-    the worker's own start, restarts and stop."""
-    for name in ("procrastinate.worker", "httpx", "httpx2"):
+    """No line per job that went well: procrastinate's "Starting job" and "... ended with
+    status: Success" and the HTTP clients' request lines were three log lines per llm step,
+    about 3.5% of a worker's CPU at 100 jobs a second. Everything else procrastinate says
+    stays: a failure to be retried (with its traceback), a final one (ERROR), aborts, the
+    worker's start and stop. Call after the handlers are configured (logging.basicConfig)."""
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_NotPerJob())
+    for name in ("httpx", "httpx2"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
 

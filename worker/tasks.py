@@ -43,13 +43,10 @@ class Backoff(BaseRetryStrategy):
     def get_retry_decision(self, *, exception: BaseException, job: QueuedJob
                            ) -> RetryDecision | None:
         if job.attempts + 1 >= self.attempts:
-            return None  # procrastinate logs the job's final failure (ERROR)
-        seconds = 1 if _connection_lost(exception) else self.base * 2 ** job.attempts
-        # (the database went away: the next try is cheap)
-        log.warning("job %s #%s (%s) failed on attempt %d of %d, retried in %ss: %s: %s",
-                    job.task_name, job.id, job.lock, job.attempts + 1, self.attempts, seconds,
-                    type(exception).__name__, str(exception)[:300])
-        return RetryDecision(retry_in={"seconds": seconds})
+            return None
+        if _connection_lost(exception):  # the database went away: the next try is cheap
+            return RetryDecision(retry_in={"seconds": 1})
+        return RetryDecision(retry_in={"seconds": self.base * 2 ** job.attempts})
 
 
 def _connection_lost(exception: BaseException) -> bool:

@@ -192,7 +192,10 @@ def _completion(message: Mapping[str, Any]) -> Completion:
     texts: list[str] = []
     tools: list[ToolUse] = []
     content: list[Mapping[str, Any]] = []
-    for block in message.get("content") or ():
+    blocks = message.get("content") or ()
+    if not isinstance(blocks, list | tuple):
+        raise TypeError("content is not a list of blocks")
+    for block in blocks:
         kind = block.get("type")
         if kind == "text":
             text = str(block.get("text") or "")
@@ -338,11 +341,13 @@ async def complete(
         if translated is None:
             raise
         raise translated from error
-    if not isinstance(body, dict) or body.get("type", "message") != "message" or not isinstance(
-            body.get("content", []), list):
+    try:
+        if not isinstance(body, dict) or body.get("type", "message") != "message":
+            raise TypeError("not a message")
+        return _completion(body)
+    except (AttributeError, KeyError, TypeError, ValueError):
         log.warning("LLM call failed: the reply was not a message")
-        raise LLMUnavailable()
-    return _completion(body)
+        raise LLMUnavailable() from None
 
 
 async def stream(
@@ -377,4 +382,4 @@ async def stream(
         if translated is None:
             raise
         raise translated from error
-    yield _completion(message.model_dump())
+    yield _completion(message.model_dump(warnings=False))
