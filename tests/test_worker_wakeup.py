@@ -44,9 +44,9 @@ class Harness:
     def gates(self) -> list[Gate]:
         return [app.job_manager for app in self.apps]  # type: ignore[misc]
 
-    async def defer(self, number: int, **schedule: Any) -> None:
-        await self.apps[0].tasks["gate-test"].configure(queue=self.queue, **schedule) \
-            .defer_async(number=number)
+    async def defer(self, number: int, **schedule: Any) -> int:
+        return await self.apps[0].tasks["gate-test"].configure(
+            queue=self.queue, **schedule).defer_async(number=number)
 
     async def settled(self) -> None:
         """Until no credit is left and no fetch is in flight in any worker."""
@@ -83,9 +83,10 @@ class Gate(GatedJobs):
         super().heard(job_id)
 
 
-def _app(settings: Settings, harness: Harness, *, drain: float) -> procrastinate.App:
+def _app(settings: Settings, harness: Harness, *, drain: float,
+         alive: float | None) -> procrastinate.App:
     app = procrastinate.App(connector=connector(settings, max_size=3))
-    app.job_manager = Gate(app.connector, drain_seconds=drain)
+    app.job_manager = Gate(app.connector, drain_seconds=drain, alive_seconds=alive)
 
     @app.task(name="gate-test", queue=harness.queue)
     async def gate_test(number: int) -> None:
@@ -147,13 +148,13 @@ async def _finished(settings: Settings, queue: str, remaining: int) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _running(settings: Settings, count: int, *, drain: float,
-                   poll: float) -> AsyncIterator[Harness]:
+async def _running(settings: Settings, count: int, *, drain: float, poll: float,
+                   alive: float | None = None) -> AsyncIterator[Harness]:
     harness = Harness(queue=f"gate-{uuid.uuid4().hex[:8]}")
     async with contextlib.AsyncExitStack() as stack:
         tasks = []
         for _ in range(count):
-            app = _app(settings, harness, drain=drain)
+            app = _app(settings, harness, drain=drain, alive=alive)
             await stack.enter_async_context(app.open_async())
             harness.apps.append(app)
             worker = JobWorker(app=app, queues=[harness.queue], concurrency=2,
@@ -189,6 +190,37 @@ class TestFetches:
             # one finds the job, the other nothing; procrastinate alone: 15
             assert harness.fetches - before == 10
             assert sorted(harness.done) == list(range(5))
+
+    async def test_live_workers_share_the_jobs_one_fetch_in_all(
+            self, settings: Settings) -> None:
+        async with _running(settings, 2, drain=NEVER, poll=NEVER, alive=30) as harness:
+            for worker, gate in zip(harness.workers, harness.gates, strict=True):
+                assert worker.worker_id is not None
+                await gate.update_heartbeat(worker.worker_id)  # each sees both
+            assert sorted(gate.share for gate in harness.gates) == [(0, 2), (1, 2)]
+            before = harness.fetches
+            await harness.one_by_one(6)
+            # each job is fetched by the one worker whose share its id falls in: 6 (12
+            # when each worker fetches once per job, 18 with procrastinate alone)
+            assert harness.fetches - before == 6
+            assert sorted(harness.done) == list(range(6))
+
+    async def test_a_job_whose_owner_does_not_fetch_it_is_found_by_the_drain(
+            self, settings: Settings) -> None:
+        async with _running(settings, 1, drain=0.2, poll=0.1, alive=30) as harness:
+            gate = harness.gates[0]
+            # This worker believes in a second live worker, which never fetches: the jobs
+            # in that one's share are nobody's credit.
+            gate.share = (0, 2)
+            number = 0
+            while await harness.defer(number) % 2 == 0:  # this worker's: fetched at once
+                await eventually(lambda: _true(number in harness.done),  # noqa: B023
+                                 every=0.01, what=f"job {number}")
+                number += 1
+            assert not gate.credits  # the other's job is announced to nobody here
+            await eventually(lambda: _true(number in harness.done), every=0.02, deadline=4,
+                             what="the other worker's job")
+            assert sorted(harness.done) == list(range(number + 1))
 
     async def test_a_notification_during_an_empty_fetch_fetches_again(
             self, settings: Settings) -> None:

@@ -34,6 +34,10 @@ GRACE_SECONDS = 20.0
 POLL_SECONDS = 0.1
 
 
+_LIVE_WORKERS = ("SELECT id FROM procrastinate_workers WHERE last_heartbeat >= "
+                 "now() - make_interval(secs => %(seconds)s) ORDER BY id")
+
+
 class GatedJobs(procrastinate.manager.JobManager):
     """procrastinate's job manager, asking the database for a job only when one may be there.
 
@@ -46,7 +50,14 @@ class GatedJobs(procrastinate.manager.JobManager):
     nothing. Without credits, a fetch goes to the database only when none has found the
     queue empty for `drain_seconds`: the drain that finds what no notification announced (a
     scheduled job or retry come due, a job whose run's lock was released, a NOTIFY missed
-    while the listener reconnected)."""
+    while the listener reconnected).
+
+    With `alive_seconds`, the live workers (heartbeat within it, read at registration and
+    with every heartbeat) share the announced jobs: worker k of n takes the credits of ids
+    equal to k modulo n, so a job costs one fetch in all instead of one per worker. The
+    others' jobs reach this worker's fetches too (a fetch takes the oldest job due, whoever
+    was announced it), and one whose owner does not fetch it (busy, or gone before its
+    heartbeat expired) is found by a drain within `drain_seconds`."""
 
     # The poll's timer may fire a little early (uvloop's clock counts milliseconds): a drain
     # that early still counts as due, or it would wait a whole interval more.
@@ -54,17 +65,39 @@ class GatedJobs(procrastinate.manager.JobManager):
     MOST = 10_000  # announced ids kept at most (a long backlog other workers drain)
 
     def __init__(self, connector: procrastinate.BaseConnector, *,
-                 drain_seconds: float) -> None:
+                 drain_seconds: float, alive_seconds: float | None = None) -> None:
         super().__init__(connector)
         self.drain_seconds = drain_seconds
+        self.alive_seconds = alive_seconds
         self._announced: set[int] = set()  # jobs heard of and not yet fetched or missed
         self._emptied = -math.inf  # when the last fetch that found nothing began
+        self.share = (0, 1)  # (this worker's rank, live workers): the ids it takes credit for
 
     @property
     def credits(self) -> int:
         return len(self._announced)
 
+    async def register_worker(self) -> int:
+        worker_id = await super().register_worker()
+        await self._count_peers(worker_id)
+        return worker_id
+
+    async def update_heartbeat(self, worker_id: int) -> None:
+        await super().update_heartbeat(worker_id)
+        await self._count_peers(worker_id)
+
+    async def _count_peers(self, worker_id: int) -> None:
+        if self.alive_seconds is None:
+            return
+        rows = await self.connector.execute_query_all_async(
+            query=_LIVE_WORKERS, seconds=self.alive_seconds)
+        alive = [row["id"] for row in rows]
+        self.share = (alive.index(worker_id), len(alive)) if worker_id in alive else (0, 1)
+
     def heard(self, job_id: int) -> None:
+        rank, count = self.share
+        if job_id % count != rank:
+            return  # another worker's to fetch (and this one's drain's, should it not)
         if len(self._announced) >= self.MOST:
             self._announced.clear()  # the drain finds what they announced
         self._announced.add(job_id)
@@ -119,7 +152,8 @@ async def _run_once(settings: Settings, concurrency: int, stop: asyncio.Event, *
     async with httpx.AsyncClient() as client:
         runtime = Runtime(settings=settings, db=db, http=client)
         app = build_app(runtime, max_size=concurrency + 3)
-        app.job_manager = GatedJobs(app.connector, drain_seconds=POLL_SECONDS)
+        app.job_manager = GatedJobs(app.connector, drain_seconds=POLL_SECONDS,
+                                    alive_seconds=settings.stalled_seconds)
         try:
             async with app.open_async():
                 ticker = Ticker(app, settings, scan_seconds=scan_seconds)
