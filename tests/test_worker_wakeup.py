@@ -82,6 +82,18 @@ class Gate(GatedJobs):
         self.heard_count += 1
         super().heard(job_id)
 
+    async def fetch_job(self, queues: Any, worker_id: int) -> Any:
+        """Records, for each job found, the credits held when its fetch began (0: a drain)."""
+        credits = self.credits
+        job = await super().fetch_job(queues, worker_id)
+        if job is not None:
+            self.found_with[job.id] = credits
+        return job
+
+    @property
+    def found_with(self) -> dict[int, int]:
+        return self.__dict__.setdefault("_found_with", {})
+
 
 def _app(settings: Settings, harness: Harness, *, drain: float,
          alive: float | None) -> procrastinate.App:
@@ -147,6 +159,18 @@ async def _finished(settings: Settings, queue: str, remaining: int) -> None:
         await connection.close()
 
 
+async def _only_these_workers(settings: Settings, harness: Harness) -> None:
+    """Drop the worker rows other tests left (a killed worker's stays until pruned): the
+    test's workers are then the only live ones."""
+    connection = await asyncpg.connect(settings.database_url.replace("+asyncpg", ""))
+    try:
+        await connection.execute(
+            "DELETE FROM jobs.procrastinate_workers WHERE NOT id = ANY($1)",
+            [worker.worker_id for worker in harness.workers])
+    finally:
+        await connection.close()
+
+
 @contextlib.asynccontextmanager
 async def _running(settings: Settings, count: int, *, drain: float, poll: float,
                    alive: float | None = None) -> AsyncIterator[Harness]:
@@ -194,6 +218,7 @@ class TestFetches:
     async def test_live_workers_share_the_jobs_one_fetch_in_all(
             self, settings: Settings) -> None:
         async with _running(settings, 2, drain=NEVER, poll=NEVER, alive=30) as harness:
+            await _only_these_workers(settings, harness)
             for worker, gate in zip(harness.workers, harness.gates, strict=True):
                 assert worker.worker_id is not None
                 await gate.update_heartbeat(worker.worker_id)  # each sees both
@@ -213,14 +238,33 @@ class TestFetches:
             # in that one's share are nobody's credit.
             gate.share = (0, 2)
             number = 0
-            while await harness.defer(number) % 2 == 0:  # this worker's: fetched at once
+            while (job_id := await harness.defer(number)) % 2 == 0:  # its own: at once
                 await eventually(lambda: _true(number in harness.done),  # noqa: B023
                                  every=0.01, what=f"job {number}")
                 number += 1
-            assert not gate.credits  # the other's job is announced to nobody here
             await eventually(lambda: _true(number in harness.done), every=0.02, deadline=4,
                              what="the other worker's job")
             assert sorted(harness.done) == list(range(number + 1))
+            assert gate.found_with[job_id] == 0  # found by a fetch no credit paid for
+
+    async def test_a_live_workers_view_counts_only_workers_with_a_recent_heartbeat(
+            self, settings: Settings) -> None:
+        async with _running(settings, 1, drain=NEVER, poll=NEVER, alive=30) as harness:
+            gate, worker = harness.gates[0], harness.workers[0]
+            assert worker.worker_id is not None
+            connection = await asyncpg.connect(settings.database_url.replace("+asyncpg", ""))
+            try:
+                fresh, stale = [await connection.fetchval(
+                    "INSERT INTO jobs.procrastinate_workers (last_heartbeat) "
+                    "VALUES (now() - make_interval(secs => $1)) RETURNING id", age)
+                    for age in (0.0, 60.0)]
+                await gate.update_heartbeat(worker.worker_id)
+                assert gate.share == (sorted([worker.worker_id, fresh]).index(
+                    worker.worker_id), 2)
+            finally:
+                await connection.execute(
+                    "DELETE FROM jobs.procrastinate_workers WHERE id = ANY($1)", [fresh, stale])
+                await connection.close()
 
     async def test_a_notification_during_an_empty_fetch_fetches_again(
             self, settings: Settings) -> None:

@@ -87,10 +87,19 @@ class GatedJobs(procrastinate.manager.JobManager):
         await self._count_peers(worker_id)
 
     async def _count_peers(self, worker_id: int) -> None:
+        """Every procrastinate worker on the database counts (Stepwise's all serve one
+        queue). Should the read fail, this worker takes every credit until the next one:
+        more fetches, no job missed, and the worker goes on."""
         if self.alive_seconds is None:
             return
-        rows = await self.connector.execute_query_all_async(
-            query=_LIVE_WORKERS, seconds=self.alive_seconds)
+        try:
+            rows = await self.connector.execute_query_all_async(
+                query=_LIVE_WORKERS, seconds=self.alive_seconds)
+        except Exception as error:
+            log.warning("could not read the live workers (%s): taking every job's credit",
+                        type(error).__name__)
+            self.share = (0, 1)
+            return
         alive = [row["id"] for row in rows]
         self.share = (alive.index(worker_id), len(alive)) if worker_id in alive else (0, 1)
 
@@ -152,8 +161,10 @@ async def _run_once(settings: Settings, concurrency: int, stop: asyncio.Event, *
     async with httpx.AsyncClient() as client:
         runtime = Runtime(settings=settings, db=db, http=client)
         app = build_app(runtime, max_size=concurrency + 3)
+        heartbeat = max(settings.stalled_seconds / 4, 0.5)
+        # (a worker is live for at least two heartbeats, or peers would flicker in and out)
         app.job_manager = GatedJobs(app.connector, drain_seconds=POLL_SECONDS,
-                                    alive_seconds=settings.stalled_seconds)
+                                    alive_seconds=max(settings.stalled_seconds, 2 * heartbeat))
         try:
             async with app.open_async():
                 ticker = Ticker(app, settings, scan_seconds=scan_seconds)
@@ -165,7 +176,7 @@ async def _run_once(settings: Settings, concurrency: int, stop: asyncio.Event, *
                     # the clock of scheduled jobs and retries: one cheap query per 0.1 s
                     # when idle.
                     fetch_job_polling_interval=POLL_SECONDS,
-                    update_heartbeat_interval=max(settings.stalled_seconds / 4, 0.5),
+                    update_heartbeat_interval=heartbeat,
                     stalled_worker_timeout=settings.stalled_seconds,
                     shutdown_graceful_timeout=GRACE_SECONDS).run())
                 ticking = asyncio.create_task(ticker.run(stop))
