@@ -78,9 +78,9 @@ async def _true(value: bool) -> bool:
 class Gate(GatedJobs):
     heard_count = 0
 
-    def heard(self, job_id: int) -> None:
+    def heard(self, job_id: int) -> bool:
         self.heard_count += 1
-        super().heard(job_id)
+        return super().heard(job_id)
 
     async def fetch_job(self, queues: Any, worker_id: int) -> Any:
         """Records, for each job found, the credits held when its fetch began (0: a drain)."""

@@ -103,13 +103,16 @@ class GatedJobs(procrastinate.manager.JobManager):
         alive = [row["id"] for row in rows]
         self.share = (alive.index(worker_id), len(alive)) if worker_id in alive else (0, 1)
 
-    def heard(self, job_id: int) -> None:
+    def heard(self, job_id: int) -> bool:
+        """Whether the announced job is a credit here (else another worker's to fetch, and
+        this one's drain's should that one not)."""
         rank, count = self.share
         if job_id % count != rank:
-            return  # another worker's to fetch (and this one's drain's, should it not)
+            return False
         if len(self._announced) >= self.MOST:
             self._announced.clear()  # the drain finds what they announced
         self._announced.add(job_id)
+        return True
 
     async def fetch_job(self, queues: Iterable[str] | None,
                         worker_id: int) -> procrastinate.jobs.Job | None:
@@ -138,8 +141,9 @@ class JobWorker(procrastinate.worker.Worker):
 
     async def _handle_notification(self, *, channel: str,
                                    notification: procrastinate.jobs.Notification) -> None:
-        if notification["type"] == "job_inserted":
-            self._jobs.heard(notification["job_id"])
+        if notification["type"] == "job_inserted" and not self._jobs.heard(
+                notification["job_id"]):
+            return  # another worker's job: no wake-up for a fetch it would not pay for
         await super()._handle_notification(channel=channel, notification=notification)
 
     @property
