@@ -258,6 +258,28 @@ class TestFaults:
         assert "Starting worker" in logged
 
 
+    async def test_log_jobs_logs_each_job_started_and_succeeded(
+            self, gql, settings, smtp, receiver, worker) -> None:
+        worker.stop()
+        worker.options = ["--log-jobs"]
+        worker.start()
+        team = await make_team(gql, settings)
+        await _channels(gql, team, smtp, receiver)
+        await make_workflow(gql, team.tenant, key="told", config_=config("told", steps=[
+            {"id": "announce", "name": "Announce", "type": "notification",
+             "notifications": [{"id": "tell", "type": "webhook", "title": "Hi {{customer.name}}",
+                                "message": "Hello", "recipients": ["{{csm.email}}"]}]}]))
+        customer = await make_customer(gql, team, days=20)
+        run_id = (await start(gql, team, "told", customer["id"]))["run"]["id"]
+        await eventually(lambda: _sent(gql, team, run_id, "tell"), deadline=30,
+                         what="the webhook notification to be sent")
+        logged = await eventually(
+            lambda: _async(worker.output() if "status: Success" in worker.output() else None),
+            what="the job's success line")
+        assert "Starting job" in logged
+        assert "deliver_notification" in logged
+
+
 async def _async(value: Any) -> Any:
     return value
 

@@ -183,6 +183,7 @@ class WorkerProcess:
     env: dict[str, str]
     process: subprocess.Popen[bytes] | None = None
     log: Path | None = None
+    options: list[str] = field(default_factory=list)  # more `stepwise worker` options
 
     def start(self) -> WorkerProcess:
         assert self.process is None or self.process.poll() is not None
@@ -190,7 +191,8 @@ class WorkerProcess:
         with self.log.open("wb") as handle:  # the child keeps its own copy
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "scripts.cli", "worker", "--concurrency", "4",
-                 "--scan-every", "0"], cwd=PROJECT_ROOT, env=self.env, stdout=handle,
+                 "--scan-every", "0", *self.options], cwd=PROJECT_ROOT, env=self.env,
+                stdout=handle,
                 stderr=subprocess.STDOUT)
         return self
 
