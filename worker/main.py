@@ -65,10 +65,15 @@ class GatedJobs(procrastinate.manager.JobManager):
     MOST = 10_000  # announced ids kept at most (a long backlog other workers drain)
 
     def __init__(self, connector: procrastinate.BaseConnector, *,
-                 drain_seconds: float, alive_seconds: float | None = None) -> None:
+                 drain_seconds: float, alive_seconds: float | None = None,
+                 retired: set[int] | None = None) -> None:
         super().__init__(connector)
         self.drain_seconds = drain_seconds
         self.alive_seconds = alive_seconds
+        # This process's earlier worker ids (before a restart after a lost database): their
+        # rows, never unregistered, look live until their heartbeat expires, but take no jobs.
+        self.retired = retired if retired is not None else set()
+        self.registered: int | None = None
         self._announced: set[int] = set()  # jobs heard of and not yet fetched or missed
         self._emptied = -math.inf  # when the last fetch that found nothing began
         self.share = (0, 1)  # (this worker's rank, live workers): the ids it takes credit for
@@ -78,7 +83,7 @@ class GatedJobs(procrastinate.manager.JobManager):
         return len(self._announced)
 
     async def register_worker(self) -> int:
-        worker_id = await super().register_worker()
+        worker_id = self.registered = await super().register_worker()
         await self._count_peers(worker_id)
         return worker_id
 
@@ -100,7 +105,7 @@ class GatedJobs(procrastinate.manager.JobManager):
                         type(error).__name__)
             self.share = (0, 1)
             return
-        alive = [row["id"] for row in rows]
+        alive = [row["id"] for row in rows if row["id"] not in self.retired]
         self.share = (alive.index(worker_id), len(alive)) if worker_id in alive else (0, 1)
 
     def heard(self, job_id: int) -> bool:
@@ -160,15 +165,17 @@ class JobWorker(procrastinate.worker.Worker):
 
 
 async def _run_once(settings: Settings, concurrency: int, stop: asyncio.Event, *,
-                    scan_seconds: float) -> None:
+                    scan_seconds: float, retired: set[int]) -> None:
     db = Database(settings.app_database_url, pool_size=concurrency + 2, solo=True)
     async with httpx.AsyncClient() as client:
         runtime = Runtime(settings=settings, db=db, http=client)
         app = build_app(runtime, max_size=concurrency + 3)
         heartbeat = max(settings.stalled_seconds / 4, 0.5)
         # (a worker is live for at least two heartbeats, or peers would flicker in and out)
-        app.job_manager = GatedJobs(app.connector, drain_seconds=POLL_SECONDS,
-                                    alive_seconds=max(settings.stalled_seconds, 2 * heartbeat))
+        jobs = GatedJobs(app.connector, drain_seconds=POLL_SECONDS,
+                         alive_seconds=max(settings.stalled_seconds, 2 * heartbeat),
+                         retired=retired)
+        app.job_manager = jobs
         try:
             async with app.open_async():
                 ticker = Ticker(app, settings, scan_seconds=scan_seconds)
@@ -196,6 +203,10 @@ async def _run_once(settings: Settings, concurrency: int, stop: asyncio.Event, *
                 if not stop.is_set():
                     raise RuntimeError("the worker stopped by itself")
         finally:
+            if jobs.registered is not None:
+                retired.add(jobs.registered)
+                while len(retired) > 100:  # (kept only while their rows may look live)
+                    retired.discard(min(retired))
             await db.dispose()
 
 
@@ -233,9 +244,11 @@ async def serve(settings: Settings, *, concurrency: int = 10, scan_seconds: floa
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
     backoff = 0.2
+    retired: set[int] = set()  # worker ids of this process's earlier runs
     while not stop.is_set():
         try:
-            await _run_once(settings, concurrency, stop, scan_seconds=scan_seconds)
+            await _run_once(settings, concurrency, stop, scan_seconds=scan_seconds,
+                            retired=retired)
             backoff = 0.2
         except Exception as error:  # a lost database, mostly: start again shortly
             log.warning("worker restarting in %.1fs after %s: %s", backoff,
