@@ -11,7 +11,7 @@ import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -214,8 +214,7 @@ def _completion(message: Mapping[str, Any]) -> Completion:
     )
 
 
-_USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens",
-                 "cache_read_input_tokens")
+_USAGE_FIELDS = tuple(usage_field.name for usage_field in fields(Usage))
 
 
 # ---- the client -----------------------------------------------------------------------------
